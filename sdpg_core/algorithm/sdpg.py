@@ -1,0 +1,97 @@
+"""SDPG maths: delta-J, its normalisation, ascent directions, improved targets and losses.
+
+Shapes: T horizon, B nominal envs, G = P + 1 envs per group (index 0 = nominal), A actions.
+Per-env tensors reshaped from [T, N] to [T, B, G] follow the env layout g * G + j.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def group(x: torch.Tensor, num_nominal: int) -> torch.Tensor:
+    """[T, N, ...] -> [T, B, G, ...] (groups of consecutive env ids)."""
+    return x.reshape(x.shape[0], num_nominal, -1, *x.shape[2:])
+
+
+def delta_j(returns: torch.Tensor) -> torch.Tensor:
+    """delta_J[t, b, j] = J[t, b, j] - J[t, b, 0]; returns [T, B, G] -> [T, B, G]."""
+    return returns - returns[..., :1]
+
+
+def normalize_delta_j(delta: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Reward-invariant scaling: divide by the population std over the G entries (+ eps)."""
+    return delta / (delta.std(dim=-1, unbiased=False, keepdim=True) + eps)
+
+
+def ascent_directions(
+    delta: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, top_k: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zeroth-order ascent directions from the P auxiliaries of each group.
+
+    delta [T, B, G], noise [T, B, G, A] (noise[..., 0, :] = 0), sigma [T, B, A] ->
+    d_mu = mean_j dJ_j eps_j and d_log_sigma = mean_j dJ_j (eps_j^2 - 1) sigma, each [T, B, A];
+    the mean runs over the auxiliaries j = 1..P, or over the ``top_k`` largest dJ_j.
+    """
+    dj, eps = delta[..., 1:], noise[..., 1:, :]
+    if dj.shape[-1] == 0:
+        zeros = torch.zeros_like(sigma)
+        return zeros, zeros
+    if top_k:
+        index = dj.topk(top_k, dim=-1).indices
+        dj = dj.gather(-1, index)
+        eps = eps.gather(-2, index.unsqueeze(-1).expand(*index.shape, eps.shape[-1]))
+    weight = dj.unsqueeze(-1)
+    d_mu = (weight * eps).mean(dim=-2)
+    d_log_sigma = (weight * (eps.square() - 1.0)).mean(dim=-2) * sigma
+    return d_mu, d_log_sigma
+
+
+def improved_targets(
+    action: torch.Tensor,
+    log_sigma: torch.Tensor,
+    d_mu: torch.Tensor,
+    d_log_sigma: torch.Tensor,
+    mu_bound: float,
+    log_sigma_min: float,
+    log_sigma_max: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu* = clamp(a_nominal + d_mu), log_sigma* = clamp(log_sigma + d_log_sigma); [T, B, A]."""
+    mu_star = (action + d_mu).clamp(-mu_bound, mu_bound)
+    log_sigma_star = (log_sigma + d_log_sigma).clamp(log_sigma_min, log_sigma_max)
+    return mu_star, log_sigma_star
+
+
+def actor_loss(
+    mu: torch.Tensor,
+    log_sigma: torch.Tensor,
+    mu_star: torch.Tensor,
+    log_sigma_star: torch.Tensor,
+    alpha: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """MSE(mu, mu*) + MSE(log_sigma, log_sigma*) - alpha * mean(log_sigma); inputs [n, A]."""
+    mu_loss = (mu - mu_star).square().mean()
+    sigma_loss = (log_sigma - log_sigma_star).square().mean()
+    entropy = log_sigma.mean()
+    loss = mu_loss + sigma_loss - alpha * entropy
+    parts = {"mu_loss": mu_loss.item(), "log_sigma_loss": sigma_loss.item()}
+    return loss, parts
+
+
+def alpha_loss(
+    log_alpha: torch.Tensor, sigma_mean: torch.Tensor, sigma_target: float
+) -> torch.Tensor:
+    """Temperature loss alpha * (mean sigma - sigma_target), sigma detached."""
+    return log_alpha.exp() * (sigma_mean.detach() - sigma_target)
+
+
+def critic_loss(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE between V(s_t) and its TD(lambda) target."""
+    return (values - targets).square().mean()
+
+
+@torch.no_grad()
+def soft_update(target: torch.nn.Module, online: torch.nn.Module, coef: float) -> None:
+    """theta_bar <- c * theta_bar + (1 - c) * theta."""
+    for bar, theta in zip(target.parameters(), online.parameters(), strict=True):
+        bar.mul_(coef).add_(theta, alpha=1.0 - coef)

@@ -1,0 +1,150 @@
+"""Command line: ``sdpg tasks | train | eval | resume``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from sdpg_core.config import ConfigError, resolve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sdpg`` command."""
+    parser = argparse.ArgumentParser(prog="sdpg", description="SDPG visual RL in MuJoCo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list registered tasks")
+    train = sub.add_parser("train", help="train a policy")
+    train.add_argument("--task", required=True)
+    train.add_argument("--config", help="YAML file applied after the task's defaults")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set algo.horizon=16 (repeatable)",
+    )
+    train.add_argument("--out", help="run directory (default runs/<task>-<time>)")
+    train.add_argument("--device", help="cpu or cuda")
+    train.add_argument("--seed", type=int)
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--iterations", type=int)
+    budget.add_argument("--minutes", type=float)
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ev = sub.add_parser("eval", help="evaluate a checkpoint")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--episodes", type=int, default=16)
+    ev.add_argument("--video", help="write an mp4 of the first episode")
+    ev.add_argument("--device", default="cpu")
+    resume = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--device")
+    resume.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def cmd_tasks(_: argparse.Namespace) -> int:
+    """Print registered tasks."""
+    from sdpg_core.envs.registry import get_task, task_names
+
+    for name in task_names():
+        entry = get_task(name)
+        print(f"{name:24s} {entry.obs_mode:7s} {entry.description}")
+    return 0
+
+
+def train_config(args: argparse.Namespace):
+    """Resolve the config of ``sdpg train`` from task YAML, --config and flags."""
+    from sdpg_core.envs.registry import get_task
+
+    get_task(args.task)
+    overrides = list(args.set)
+    if args.device:
+        overrides.append(f"run.device={args.device}")
+    if args.seed is not None:
+        overrides.append(f"run.seed={args.seed}")
+    if args.iterations is not None:
+        overrides += [f"run.iterations={args.iterations}", "run.minutes=0"]
+    if args.minutes is not None:
+        overrides += [f"run.minutes={args.minutes}", "run.iterations=100000000"]
+    return resolve(args.task, args.config, overrides)
+
+
+def run_session(session, show_progress: bool) -> int:
+    """Run a training session; SIGTERM stops after the current iteration and saves."""
+
+    def stop(signum, frame):  # noqa: ARG001
+        session.stop_requested = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        summary = session.run(show_progress=show_progress)
+    except KeyboardInterrupt:
+        session.save("latest.pt")
+        print(f"interrupted; checkpoint saved in {session.run_dir}/checkpoints", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(summary_line(summary))
+    (Path(session.run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def summary_line(summary: dict) -> str:
+    """One line: task, success/return, minutes, run dir."""
+    parts = [f"task={summary['task']}"]
+    if "success_rate" in summary:
+        parts.append(f"success={summary['success_rate']:.0%}")
+    parts += [
+        f"return={summary['return_mean']:.1f}",
+        f"minutes={summary['minutes']:.1f}",
+        f"iterations={summary['iterations']}",
+        f"run_dir={summary['run_dir']}",
+    ]
+    return " ".join(parts)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from scratch."""
+    from sdpg_core.runner import TrainingSession
+
+    cfg = train_config(args)
+    out = args.out or f"runs/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return run_session(TrainingSession.start(cfg, out), not args.no_progress)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a run."""
+    from sdpg_core.runner import TrainingSession
+
+    return run_session(TrainingSession.resume(args.run_dir, args.device), not args.no_progress)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint and print JSON."""
+    from sdpg_core.evaluate import evaluate
+    from sdpg_core.policy import Policy
+
+    policy = Policy.load(args.checkpoint, args.device)
+    result = evaluate(policy, args.episodes, video=args.video)
+    print(json.dumps({"task": policy.spec.task, **result}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; configuration and input errors exit 2 with a one-line message."""
+    args = build_parser().parse_args(argv)
+    handlers = {"tasks": cmd_tasks, "train": cmd_train, "eval": cmd_eval, "resume": cmd_resume}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, KeyError, FileNotFoundError, ValueError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"sdpg {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

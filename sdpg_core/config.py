@@ -1,0 +1,259 @@
+"""Typed configuration: dataclasses, strict YAML loading and command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is malformed; the message names the source and key."""
+
+
+@dataclass
+class EnvConfig:
+    """Environment settings (physics, pixels); independent of the learning algorithm."""
+
+    task: str = "reacher"
+    obs_mode: str = "pixels"  # "pixels": actor sees camera frames; "state": privileged state
+    image_size: int = 84
+    frame_stack: int = 3
+    camera: str = ""  # empty: the task's default camera
+    shadows: bool = False
+    msaa: bool = False
+    episode_steps: int = 0  # 0: the task's default
+    physics_threads: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes (DrQ-v2 style encoder, MLP heads)."""
+
+    encoder_channels: int = 32
+    encoder_strides: tuple[int, ...] = (2, 1, 1, 1)
+    encoder_features: int = 128
+    actor_hidden: tuple[int, ...] = (128, 64, 32)
+    critic_hidden: tuple[int, ...] = (64, 64)
+
+
+@dataclass
+class AlgoConfig:
+    """SDPG hyperparameters (names follow the paper)."""
+
+    num_nominal: int = 64  # B
+    num_perturbations: int = 63  # P auxiliary envs per nominal env
+    horizon: int = 32  # T
+    gamma: float = 0.99
+    lam: float = 0.95
+    returns: str = "td_lambda"  # td_lambda | monte_carlo | non_causal
+    normalize_delta_j: bool = True
+    top_k: int = 0  # 0: use every perturbation
+    mu_bound: float = 2.0
+    log_sigma_min: float = -5.0
+    log_sigma_max: float = 2.0
+    fixed_sigma: float = 0.0  # > 0: exploration std fixed to this value (no log_sigma learning)
+    reward_scale: float = 1.0
+    actor_lr: float = 2e-3
+    actor_lr_min: float = 1e-5
+    warmup_iterations: int = 100
+    actor_epochs: int = 1
+    actor_minibatches: int = 1
+    alpha_init: float = 0.01
+    alpha_lr: float = 1e-3
+    auto_alpha: bool = True
+    sigma_target: float = 0.15
+    critic_lr: float = 2e-4
+    critic_lr_decay: bool = False  # linear decay to 0.1x over training
+    critic_minibatch: int = 4096
+    critic_epochs: int = 2
+    target_coef: float = 0.01  # c in theta_bar = c * theta_bar + (1 - c) * theta
+    grad_clip: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    """Run length, device, seeding, logging and evaluation."""
+
+    iterations: int = 20000
+    minutes: float = 0.0  # > 0: wall-clock budget; the LR schedule follows whichever ends first
+    seed: int = 0
+    device: str = "cpu"
+    torch_threads: int = 0  # 0: torch default
+    log_interval: int = 10
+    checkpoint_interval: int = 100
+    eval_episodes: int = 16
+    eval_interval: int = 0  # > 0: evaluate every N iterations (best.pt follows evaluation)
+    stop_success_rate: float = 0.0  # > 0: stop once evaluation success reaches this rate
+    video: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists for tuples), safe for YAML, JSON and torch weights_only."""
+        return _plain(dataclasses.asdict(self))
+
+    def validate(self) -> Config:
+        """Check value ranges that types alone cannot express."""
+        checks = {
+            "env.obs_mode": self.env.obs_mode in ("pixels", "state"),
+            "env.image_size": self.env.image_size >= 16,
+            "env.frame_stack": self.env.frame_stack >= 1,
+            "algo.returns": self.algo.returns in ("td_lambda", "monte_carlo", "non_causal"),
+            "algo.num_nominal": self.algo.num_nominal >= 1,
+            "algo.num_perturbations": self.algo.num_perturbations >= 0,
+            "algo.horizon": self.algo.horizon >= 1,
+            "algo.top_k": 0 <= self.algo.top_k <= self.algo.num_perturbations,
+            "algo.gamma": 0.0 <= self.algo.gamma <= 1.0,
+            "algo.lam": 0.0 <= self.algo.lam <= 1.0,
+            "run.device": self.run.device.split(":")[0] in ("cpu", "cuda"),
+        }
+        bad = [key for key, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid value for {', '.join(bad)}")
+        return self
+
+
+def _plain(value: Any) -> Any:
+    """Convert tuples to lists recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Return value checked against a type hint; raise ConfigError naming `where`."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: union types are not supported")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint!r}")
+
+
+def _apply(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Set fields of dataclass `obj` from a nested dict, strictly."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        where = f"{source}: {prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key (valid: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, source, f"{prefix}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], where))
+
+
+def merge(cfg: Config, data: dict[str, Any], source: str) -> Config:
+    """Apply a nested dict onto a config in place (strict) and return it."""
+    _apply(cfg, data, source)
+    return cfg
+
+
+def load_yaml(path: str | Path, cfg: Config | None = None) -> Config:
+    """Load a YAML file onto `cfg` (or defaults); unknown keys and wrong types raise."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read config: {err}") from err
+    return merge(cfg or Config(), data, str(path))
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply `section.key=value` overrides (values parsed as YAML scalars/lists)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. algo.horizon=16")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: cannot parse value: {err}") from err
+        nested: Any = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        merge(cfg, nested, "--set")
+    return cfg
+
+
+def config_dirs() -> list[Path]:
+    """Directories searched for `tasks/<task>.yaml` (source tree, then installed share)."""
+    dirs = []
+    if os.environ.get("SDPG_CONFIG_DIR"):
+        dirs.append(Path(os.environ["SDPG_CONFIG_DIR"]))
+    dirs.append(Path(__file__).resolve().parents[1] / "config")
+    dirs.append(Path(sys.prefix) / "share" / "sdpg_ros" / "config")
+    return dirs
+
+
+def task_config_path(task: str) -> Path | None:
+    """The per-task YAML for `task` (a ``_state`` variant falls back to its base task's)."""
+    for name in dict.fromkeys([task, task.removesuffix("_state")]):
+        for base in config_dirs():
+            candidate = base / "tasks" / f"{name}.yaml"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def resolve(
+    task: str, config_file: str | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Defaults, then the task YAML, then an explicit file, then `--set` overrides."""
+    cfg = Config()
+    cfg.env.task = task
+    task_file = task_config_path(task)
+    if task_file is not None:
+        load_yaml(task_file, cfg)
+    if config_file:
+        load_yaml(config_file, cfg)
+    apply_overrides(cfg, overrides or [])
+    if cfg.env.task != task:
+        raise ConfigError(f"env.task is {cfg.env.task!r} but the run asks for task {task!r}")
+    return cfg.validate()
+
+
+def from_dict(data: dict[str, Any], source: str = "checkpoint") -> Config:
+    """Rebuild a Config from `Config.to_dict()` output."""
+    return merge(Config(), data, source).validate()

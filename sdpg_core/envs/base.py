@@ -1,0 +1,135 @@
+"""The environment contract every batched env implements (shapes and dtypes written down once).
+
+Notation: N = number of envs in the batch, R = number of rendered envs (``render_ids``),
+A = action dim, Ds = privileged state dim, C = 3 * frame_stack, H = W = image size.
+
+- ``reset(ids)``: re-initialise envs ``ids`` (int64 [n]) from the task's initial distribution.
+- ``step(actions)``: actions float32 [N, A] in (-1, 1) (already squashed) ->
+  ``StepResult(obs, reward float32 [N], terminated bool [N], truncated bool [N], info)``;
+  no auto-reset: the caller resets done envs. A non-finite physics state is a termination
+  with zero reward and finite (zeroed) observations.
+- ``observe()``: ``{"state": float32 [N, Ds], "pixels": uint8 [R, C, H, W]}``; pixels exist
+  only for ``render_ids`` (the nominal envs) and only when the env renders.
+- ``get_state(ids)`` / ``set_state(state, ids)``: exact round trip of everything that affects
+  future observations and rewards (physics, task extras such as targets, step counter,
+  previous action, and frame stacks of rendered envs).
+- ``info``: ``"reward_terms"`` {name: float32 [N]} (their sum is the reward) and, for tasks
+  that define it, ``"success"`` bool [N].
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a batched env's observations and actions."""
+
+    task: str  # registered name
+    obs_mode: str  # "pixels" or "state": what the actor sees
+    state_dim: int  # Ds, privileged low-dim state (critic input; actor input in state mode)
+    action_dim: int  # A, actions in (-1, 1)
+    pixel_shape: tuple[int, int, int] | None  # (C, H, W) uint8, or None without rendering
+    episode_steps: int
+    control_dt: float  # seconds per env step
+    reward_terms: tuple[str, ...]
+    has_success: bool
+    joint_names: tuple[str, ...]  # actuated joints, in action order
+    camera: str
+
+    def to_dict(self) -> dict:
+        """Plain dict for checkpoints and policy metadata."""
+        return {
+            "task": self.task,
+            "obs_mode": self.obs_mode,
+            "state_dim": self.state_dim,
+            "action_dim": self.action_dim,
+            "pixel_shape": list(self.pixel_shape) if self.pixel_shape else None,
+            "episode_steps": self.episode_steps,
+            "control_dt": self.control_dt,
+            "reward_terms": list(self.reward_terms),
+            "has_success": self.has_success,
+            "joint_names": list(self.joint_names),
+            "camera": self.camera,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EnvSpec:
+        """Inverse of ``to_dict``."""
+        shape = data["pixel_shape"]
+        return cls(
+            task=data["task"],
+            obs_mode=data["obs_mode"],
+            state_dim=int(data["state_dim"]),
+            action_dim=int(data["action_dim"]),
+            pixel_shape=tuple(shape) if shape else None,
+            episode_steps=int(data["episode_steps"]),
+            control_dt=float(data["control_dt"]),
+            reward_terms=tuple(data["reward_terms"]),
+            has_success=bool(data["has_success"]),
+            joint_names=tuple(data["joint_names"]),
+            camera=data["camera"],
+        )
+
+
+@dataclass
+class EnvState:
+    """A batch of env states, leading dim n (one row per env id)."""
+
+    physics: np.ndarray  # float64 [n, nstate], MuJoCo mjSTATE_FULLPHYSICS
+    extras: np.ndarray  # float64 [n, k], task state outside physics (targets, commands)
+    steps: np.ndarray  # int64 [n], steps since reset
+    prev_action: np.ndarray  # float32 [n, A]
+    frames: np.ndarray | None = field(default=None)  # uint8 [n, C, H, W] for rendered envs
+
+
+@dataclass
+class StepResult:
+    """What ``BatchedEnv.step`` returns."""
+
+    obs: dict[str, np.ndarray]
+    reward: np.ndarray  # float32 [N]
+    terminated: np.ndarray  # bool [N]
+    truncated: np.ndarray  # bool [N]
+    info: dict
+
+
+class BatchedEnv(abc.ABC):
+    """Abstract batched env; see the module docstring for the contract."""
+
+    spec: EnvSpec
+    num_envs: int
+    render_ids: np.ndarray  # int64 [R]
+
+    @abc.abstractmethod
+    def reset(self, ids: np.ndarray) -> None:
+        """Re-initialise envs ``ids``."""
+
+    @abc.abstractmethod
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every env by one control step."""
+
+    @abc.abstractmethod
+    def observe(self) -> dict[str, np.ndarray]:
+        """Current observations of all envs (pixels for ``render_ids`` only)."""
+
+    @abc.abstractmethod
+    def get_state(self, ids: np.ndarray) -> EnvState:
+        """Full state of envs ``ids`` (frames only if every id is rendered)."""
+
+    @abc.abstractmethod
+    def set_state(self, state: EnvState, ids: np.ndarray) -> None:
+        """Restore envs ``ids`` from ``state`` (row i -> ids[i])."""
+
+    def copy_state(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """Copy the state of envs ``src`` onto envs ``dst`` (same length; frames excluded)."""
+        state = self.get_state(src)
+        state.frames = None
+        self.set_state(state, dst)
+
+    def close(self) -> None:
+        """Release renderers and thread pools."""

@@ -1,0 +1,218 @@
+"""Batched MuJoCo env: physics for all envs via ``mujoco.rollout``, pixels for render ids only."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from sdpg_core.config import EnvConfig
+from sdpg_core.envs.base import BatchedEnv, EnvSpec, EnvState, StepResult
+from sdpg_core.envs.registry import TaskEntry
+from sdpg_core.envs.render import PixelRenderer
+
+FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+
+class MujocoBatchEnv(BatchedEnv):
+    """N copies of one task; see ``sdpg_core.envs.base`` for the contract."""
+
+    def __init__(
+        self,
+        entry: TaskEntry,
+        cfg: EnvConfig,
+        num_envs: int,
+        render_ids: np.ndarray | None = None,
+        pixels: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.entry = entry
+        self.task = task = entry.factory()
+        self.model = task.build_spec().compile()
+        task.bind(self.model)
+        self.num_envs = num_envs
+        self.render_ids = np.arange(num_envs) if render_ids is None else np.asarray(render_ids)
+        self._render_row = np.full(num_envs, -1, dtype=np.int64)
+        self._render_row[self.render_ids] = np.arange(len(self.render_ids))
+        m = self.model
+        self._nstate = mujoco.mj_stateSize(m, FULLPHYSICS)
+        if self._nstate != 1 + m.nq + m.nv + m.na:
+            raise ValueError(f"{type(task).__name__}: unsupported state layout (history/plugins)")
+        threads = max(1, cfg.physics_threads)
+        self._pool = rollout.Rollout(nthread=threads if threads > 1 else 0)
+        self._datas = [mujoco.MjData(m) for _ in range(threads)]
+        self._scratch = mujoco.MjData(m)
+        self._warmstart = np.zeros((num_envs, m.nv))
+        self._out = np.zeros((num_envs, task.frame_skip, self._nstate))
+        self.physics = np.zeros((num_envs, self._nstate))
+        self.extras = np.zeros((num_envs, task.extras_dim))
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.prev_action = np.zeros((num_envs, m.nu), dtype=np.float32)
+        self.episode_steps = cfg.episode_steps or task.episode_steps
+        self.timers: dict[str, float] = defaultdict(float)
+        self.renderer = None
+        if pixels:
+            camera = cfg.camera or task.camera
+            self.renderer = PixelRenderer(
+                m,
+                task,
+                len(self.render_ids),
+                cfg.image_size,
+                cfg.frame_stack,
+                camera,
+                cfg.shadows,
+                cfg.msaa,
+            )
+        self.spec = self._make_spec(cfg, pixels)
+        self.rng = np.random.default_rng(seed)
+        self.reset(np.arange(num_envs))
+
+    def _make_spec(self, cfg: EnvConfig, pixels: bool) -> EnvSpec:
+        """Build the static spec from the compiled model and task."""
+        size = cfg.image_size
+        obs = self.task.observation(*self._split(self.physics[:1]), self.extras[:1])
+        return EnvSpec(
+            task=self.entry.name,
+            obs_mode=self.entry.obs_mode,
+            state_dim=obs.shape[1],
+            action_dim=self.model.nu,
+            pixel_shape=(3 * cfg.frame_stack, size, size) if pixels else None,
+            episode_steps=self.episode_steps,
+            control_dt=float(self.model.opt.timestep * self.task.frame_skip),
+            reward_terms=tuple(self.task.reward_terms),
+            has_success=self.task.has_success,
+            joint_names=self.task.joint_names(),
+            camera=cfg.camera or self.task.camera,
+        )
+
+    def _split(self, physics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) views of FULLPHYSICS rows."""
+        nq, nv = self.model.nq, self.model.nv
+        return physics[:, 1 : 1 + nq], physics[:, 1 + nq : 1 + nq + nv]
+
+    def reset(self, ids: np.ndarray) -> None:
+        """Sample fresh initial states for ``ids`` and restart their frame stacks."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        qpos, qvel, extras = self.task.initial_state(self.rng, len(ids))
+        physics = np.zeros((len(ids), self._nstate))
+        physics[:, 1 : 1 + self.model.nq] = qpos
+        physics[:, 1 + self.model.nq : 1 + self.model.nq + self.model.nv] = qvel
+        self.physics[ids] = physics
+        self.extras[ids] = extras
+        self.steps[ids] = 0
+        self.prev_action[ids] = 0.0
+        self._restart_frames(ids)
+
+    def _restart_frames(self, ids: np.ndarray) -> None:
+        """Fill the frame stacks of the rendered envs among ``ids`` with their current image."""
+        rendered = ids[self._render_row[ids] >= 0]
+        if self.renderer is None or len(rendered) == 0:
+            return
+        start = time.perf_counter()
+        images = self.renderer.render(self.physics[rendered], self.extras[rendered])
+        self.renderer.stack.reset(self._render_row[rendered], images)
+        self.timers["render"] += time.perf_counter() - start
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance all envs one control step (``frame_skip`` physics steps)."""
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != (self.num_envs, self.model.nu):
+            raise ValueError(
+                f"actions must be [{self.num_envs}, {self.model.nu}], got {actions.shape}"
+            )
+        if not np.isfinite(actions).all():
+            raise ValueError("actions contain NaN or inf")
+        self._step_physics(np.clip(actions, -1.0, 1.0))
+        self.prev_action[:] = actions
+        self.steps += 1
+        qpos, qvel = self._split(self.physics)
+        broken = ~np.isfinite(self.physics).all(axis=1)
+        terms = self.task.terms(qpos, qvel, self.extras, actions)
+        reward = self.task.combine(terms).astype(np.float32)
+        terms = {k: np.where(broken, 0.0, v).astype(np.float32) for k, v in terms.items()}
+        reward[broken] = 0.0
+        terminated = self.task.terminated(qpos, qvel, self.extras) | broken
+        info = {"reward_terms": terms, "nonfinite": broken}
+        if self.task.has_success:
+            info["success"] = self.task.success(qpos, qvel, self.extras) & ~broken
+        self._render_step()
+        truncated = (self.steps >= self.episode_steps) & ~terminated
+        return StepResult(self.observe(), reward, terminated, truncated, info)
+
+    def _step_physics(self, actions: np.ndarray) -> None:
+        """Batch-step the physics with ``mujoco.rollout``."""
+        start = time.perf_counter()
+        low, high = self.model.actuator_ctrlrange.T
+        ctrl = low + (actions.astype(np.float64) + 1.0) * 0.5 * (high - low)
+        self._pool.rollout(
+            self.model,
+            self._datas,
+            self.physics,
+            ctrl[:, None, :],
+            nstep=self.task.frame_skip,
+            initial_warmstart=self._warmstart,
+            state=self._out,
+        )
+        self.physics[:] = self._out[:, -1]
+        self.timers["physics"] += time.perf_counter() - start
+
+    def _render_step(self) -> None:
+        """Render every rendered env and push the frame onto its stack."""
+        if self.renderer is None:
+            return
+        start = time.perf_counter()
+        ids = self.render_ids
+        physics = np.nan_to_num(self.physics[ids], nan=0.0, posinf=0.0, neginf=0.0)
+        images = self.renderer.render(physics, self.extras[ids])
+        self.renderer.stack.push(np.arange(len(ids)), images)
+        self.timers["render"] += time.perf_counter() - start
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """Current observations; non-finite physics rows give zero state."""
+        qpos, qvel = self._split(self.physics)
+        with np.errstate(invalid="ignore", over="ignore"):
+            state = self.task.observation(qpos, qvel, self.extras).astype(np.float32)
+        state[~np.isfinite(state).all(axis=1)] = 0.0
+        obs = {"state": state}
+        if self.renderer is not None:
+            obs["pixels"] = self.renderer.stack.frames.copy()
+        return obs
+
+    def get_state(self, ids: np.ndarray) -> EnvState:
+        """Copy of the state of ``ids`` (frames only when every id is rendered)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = self._render_row[ids]
+        frames = None
+        if self.renderer is not None and len(ids) and (rows >= 0).all():
+            frames = self.renderer.stack.frames[rows].copy()
+        return EnvState(
+            self.physics[ids].copy(),
+            self.extras[ids].copy(),
+            self.steps[ids].copy(),
+            self.prev_action[ids].copy(),
+            frames,
+        )
+
+    def set_state(self, state: EnvState, ids: np.ndarray) -> None:
+        """Restore ``ids`` from ``state``; frames are applied to rendered ids when present."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self.physics[ids] = state.physics
+        self.extras[ids] = state.extras
+        self.steps[ids] = state.steps
+        self.prev_action[ids] = state.prev_action
+        rows = self._render_row[ids]
+        if state.frames is not None and self.renderer is not None:
+            keep = rows >= 0
+            self.renderer.stack.frames[rows[keep]] = state.frames[keep]
+
+    def close(self) -> None:
+        """Release the renderer and the rollout thread pool."""
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+        self._pool.close()

@@ -1,0 +1,102 @@
+"""Task = physics model + reward hooks; all hooks are vectorised over a batch of n envs."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def tolerance(
+    x: np.ndarray,
+    lower: float,
+    upper: float,
+    margin: float,
+    value_at_margin: float = 0.1,
+    sigmoid: str = "gaussian",
+) -> np.ndarray:
+    """1 inside [lower, upper], else ``value_at_margin`` at ``margin`` outside (dm_control-like).
+
+    ``sigmoid``: "gaussian" (default), "linear" or "quadratic" (both reach 0 beyond the margin).
+    """
+    below = np.maximum(lower - x, 0.0)
+    above = np.maximum(x - upper, 0.0)
+    distance = (below + above) / max(margin, 1e-9)
+    if margin <= 0:
+        return ((below + above) == 0).astype(np.float64)
+    if sigmoid == "gaussian":
+        scale = np.sqrt(-2.0 * np.log(value_at_margin))
+        return np.exp(-0.5 * (distance * scale) ** 2)
+    if sigmoid == "linear":
+        return np.maximum(1.0 - distance * (1.0 - value_at_margin), 0.0)
+    if sigmoid == "quadratic":
+        scaled = distance * np.sqrt(1.0 - value_at_margin)
+        return np.where(scaled < 1.0, 1.0 - scaled**2, 0.0)
+    raise ValueError(f"unknown sigmoid {sigmoid!r}")
+
+
+class Task(abc.ABC):
+    """A registered task: builds its MuJoCo model and scores states.
+
+    Shapes: qpos float64 [n, nq], qvel float64 [n, nv], extras float64 [n, extras_dim],
+    action float32 [n, A] in (-1, 1). Hooks must be pure functions of their inputs.
+    """
+
+    name: str = ""  # set by ``register_task``
+    camera: str = "track"
+    episode_steps: int = 1000
+    frame_skip: int = 1
+    extras_dim: int = 0
+    has_success: bool = False
+    reward_terms: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def build_spec(self) -> mujoco.MjSpec:
+        """The model as an editable MjSpec (actuators with ctrlrange [-1, 1], cameras)."""
+
+    def bind(self, model: mujoco.MjModel) -> None:
+        """Cache indices/geometry read from the compiled model."""
+        self.model = model
+
+    @abc.abstractmethod
+    def initial_state(
+        self, rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample (qpos [n, nq], qvel [n, nv], extras [n, extras_dim]) for a reset."""
+
+    @abc.abstractmethod
+    def observation(self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Privileged low-dim state, float [n, Ds]."""
+
+    @abc.abstractmethod
+    def terms(
+        self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray, action: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Named reward terms, each float [n]."""
+
+    def combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
+        """Reward from its terms (default: the sum)."""
+        return np.sum(np.stack(list(terms.values())), axis=0)
+
+    def terminated(self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Termination flags, bool [n] (default: never)."""
+        return np.zeros(len(qpos), dtype=bool)
+
+    def success(self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Success flags, bool [n], for tasks with ``has_success``."""
+        return np.zeros(len(qpos), dtype=bool)
+
+    def prepare_render(self, data: mujoco.MjData, extras: np.ndarray) -> None:
+        """Show task extras (e.g. a target) in ``data`` before rendering one env."""
+
+    def joint_names(self) -> tuple[str, ...]:
+        """Names of the joints driven by the actuators, in action order."""
+        model = self.model
+        return tuple(
+            mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(model.actuator_trnid[i, 0]))
+            for i in range(model.nu)
+        )

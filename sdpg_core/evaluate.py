@@ -1,0 +1,72 @@
+"""Deterministic evaluation of a policy on fresh episodes, with an optional video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import mujoco
+import numpy as np
+
+from sdpg_core.envs.registry import make_env
+from sdpg_core.policy import Policy
+
+FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+
+def evaluate(
+    policy: Policy, episodes: int, seed: int = 12345, video: str | Path | None = None
+) -> dict[str, float]:
+    """Run ``episodes`` parallel episodes; return mean/std return and success rate."""
+    spec = policy.spec
+    env = make_env(spec.task, policy.cfg.env, episodes, seed=seed)
+    writer = _VideoWriter(env, Path(video)) if video else None
+    returns = np.zeros(episodes)
+    done = np.zeros(episodes, dtype=bool)
+    success = np.zeros(episodes, dtype=bool)
+    try:
+        obs = env.observe()
+        while not done.all():
+            result = env.step(policy.act(obs))
+            returns += np.where(done, 0.0, result.reward)
+            ended = (result.terminated | result.truncated) & ~done
+            if spec.has_success:
+                success[ended] = result.info["success"][ended]
+            done |= ended
+            obs = result.obs
+            if writer:
+                writer.add()
+    finally:
+        if writer:
+            writer.close()
+        env.close()
+    out = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
+    if spec.has_success:
+        out["success_rate"] = float(success.mean())
+    return out
+
+
+class _VideoWriter:
+    """Renders env 0 from the task camera at 240x240 into an mp4."""
+
+    def __init__(self, env, path: Path, size: int = 240) -> None:
+        self.env = env
+        self.data = mujoco.MjData(env.model)
+        self.renderer = mujoco.Renderer(env.model, size, size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fps = max(1, round(1.0 / env.spec.control_dt))
+        self.out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+        self.add()
+
+    def add(self) -> None:
+        """Append the current frame of env 0."""
+        mujoco.mj_setState(self.env.model, self.data, self.env.physics[0], FULLPHYSICS)
+        self.env.task.prepare_render(self.data, self.env.extras[0])
+        mujoco.mj_forward(self.env.model, self.data)
+        self.renderer.update_scene(self.data, self.env.spec.camera)
+        self.out.write(cv2.cvtColor(self.renderer.render(), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish the file."""
+        self.out.release()
+        self.renderer.close()

@@ -1,0 +1,189 @@
+"""SDPG learner: networks, optimisers and one update from a stored rollout."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from sdpg_core.algorithm import sdpg
+from sdpg_core.algorithm.returns import compute_returns, td_lambda
+from sdpg_core.config import Config
+from sdpg_core.envs.base import EnvSpec
+from sdpg_core.models import Actor, Critic
+from sdpg_core.obs import RunningNormalizer
+from sdpg_core.storage import RolloutStorage
+
+
+def actor_lr(cfg: Config, iteration: int, progress: float) -> float:
+    """Linear warm-up over ``warmup_iterations``, then cosine from actor_lr to actor_lr_min."""
+    algo = cfg.algo
+    if iteration < algo.warmup_iterations:
+        return algo.actor_lr * (iteration + 1) / algo.warmup_iterations
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return algo.actor_lr_min + (algo.actor_lr - algo.actor_lr_min) * cosine
+
+
+def critic_lr(cfg: Config, progress: float) -> float:
+    """Constant, or linear decay to 0.1x when ``critic_lr_decay``."""
+    if not cfg.algo.critic_lr_decay:
+        return cfg.algo.critic_lr
+    return cfg.algo.critic_lr * (1.0 - 0.9 * min(max(progress, 0.0), 1.0))
+
+
+class SDPGLearner(nn.Module):
+    """Owns actor, critic, target critic, state normaliser, temperature and optimisers."""
+
+    def __init__(self, cfg: Config, spec: EnvSpec, device: torch.device) -> None:
+        super().__init__()
+        self.cfg, self.spec, self.device = cfg, spec, device
+        self.actor = Actor(spec, cfg.model)
+        self.critic = Critic(spec.state_dim, cfg.model)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.normalizer = RunningNormalizer(spec.state_dim)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.algo.alpha_init)))
+        if cfg.algo.fixed_sigma > 0:
+            self.actor.log_sigma.data.fill_(math.log(cfg.algo.fixed_sigma))
+            self.actor.log_sigma.requires_grad_(False)
+        self.to(device)
+        actor_params = [p for p in self.actor.parameters() if p.requires_grad]
+        self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.algo.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.algo.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.algo.alpha_lr)
+
+    @torch.no_grad()
+    def policy(self, actor_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clamped (mu, log_sigma), each [n, A], without gradients."""
+        algo = self.cfg.algo
+        mu, log_sigma = self.actor(actor_obs)
+        return mu.clamp(-algo.mu_bound, algo.mu_bound), log_sigma.clamp(
+            algo.log_sigma_min, algo.log_sigma_max
+        )
+
+    @torch.no_grad()
+    def next_values(self, state: torch.Tensor, frozen: RunningNormalizer) -> torch.Tensor:
+        """Target-critic values [n] of raw states [n, Ds] under the frozen normaliser."""
+        return self.target_critic(frozen(state).float())
+
+    def update(
+        self, batch: RolloutStorage, frozen: RunningNormalizer, iteration: int, progress: float
+    ) -> dict[str, float]:
+        """One SDPG iteration's learning step; returns scalar metrics."""
+        algo = self.cfg.algo
+        rewards = batch.rewards * algo.reward_scale
+        returns = compute_returns(
+            algo.returns, rewards, batch.next_values, batch.dones, algo.gamma, algo.lam
+        )
+        critic_targets = (
+            returns
+            if algo.returns == "td_lambda"
+            else td_lambda(rewards, batch.next_values, batch.dones, algo.gamma, algo.lam)
+        )
+        mu_star, log_sigma_star, stats = self.targets(batch, returns)
+        metrics = self.update_actor(batch.actor_obs, mu_star, log_sigma_star, iteration, progress)
+        metrics |= self.update_alpha()
+        metrics |= self.update_critic(batch.critic_obs, critic_targets, frozen, progress)
+        sdpg.soft_update(self.target_critic, self.critic, algo.target_coef)
+        return metrics | stats
+
+    def targets(
+        self, batch: RolloutStorage, returns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """Improved actions (mu*, log_sigma*), each [T, B, A], from grouped returns."""
+        algo = self.cfg.algo
+        b = algo.num_nominal
+        delta = sdpg.delta_j(sdpg.group(returns, b))
+        raw_std = delta.std(dim=-1, unbiased=False).mean().item()
+        if algo.normalize_delta_j:
+            delta = sdpg.normalize_delta_j(delta)
+        sigma = batch.log_sigma.exp()
+        d_mu, d_log_sigma = sdpg.ascent_directions(
+            delta, sdpg.group(batch.noise, b), sigma, algo.top_k
+        )
+        nominal_action = sdpg.group(batch.actions, b)[:, :, 0]
+        mu_star, log_sigma_star = sdpg.improved_targets(
+            nominal_action,
+            batch.log_sigma,
+            d_mu,
+            d_log_sigma,
+            algo.mu_bound,
+            algo.log_sigma_min,
+            algo.log_sigma_max,
+        )
+        stats = {"delta_j_std": raw_std, "d_mu_norm": d_mu.norm(dim=-1).mean().item()}
+        return mu_star, log_sigma_star, stats
+
+    def update_actor(
+        self,
+        actor_obs: torch.Tensor,
+        mu_star: torch.Tensor,
+        log_sigma_star: torch.Tensor,
+        iteration: int,
+        progress: float,
+    ) -> dict[str, float]:
+        """Regress the actor onto the fixed targets (epochs x minibatches of Adam steps)."""
+        algo = self.cfg.algo
+        for group in self.actor_opt.param_groups:
+            group["lr"] = actor_lr(self.cfg, iteration, progress)
+        obs = actor_obs.flatten(0, 1)
+        mu_t, ls_t = mu_star.flatten(0, 1), log_sigma_star.flatten(0, 1)
+        alpha = self.log_alpha.exp().item() if algo.fixed_sigma <= 0 else 0.0
+        size = obs.shape[0]
+        chunk = math.ceil(size / algo.actor_minibatches)
+        for _ in range(algo.actor_epochs):
+            order = torch.randperm(size, device=self.device)
+            for start in range(0, size, chunk):
+                idx = order[start : start + chunk]
+                mu, log_sigma = self.actor(obs[idx])
+                if algo.fixed_sigma > 0:
+                    log_sigma = ls_t[idx]
+                loss, parts = sdpg.actor_loss(mu, log_sigma, mu_t[idx], ls_t[idx], alpha)
+                self.actor_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.actor.parameters(), algo.grad_clip)
+                self.actor_opt.step()
+        return {
+            "actor_loss": loss.item(),
+            **parts,
+            "actor_lr": self.actor_opt.param_groups[0]["lr"],
+        }
+
+    def update_alpha(self) -> dict[str, float]:
+        """Tune the entropy temperature toward the target std."""
+        algo = self.cfg.algo
+        sigma = self.actor.log_sigma.clamp(algo.log_sigma_min, algo.log_sigma_max).exp()
+        if algo.auto_alpha and algo.fixed_sigma <= 0:
+            loss = sdpg.alpha_loss(self.log_alpha, sigma.mean(), algo.sigma_target)
+            self.alpha_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.alpha_opt.step()
+        return {"alpha": self.log_alpha.exp().item(), "policy_std": sigma.mean().item()}
+
+    def update_critic(
+        self,
+        critic_obs: torch.Tensor,
+        targets: torch.Tensor,
+        frozen: RunningNormalizer,
+        progress: float,
+    ) -> dict[str, float]:
+        """Minibatch MSE regression of V(s_t) onto TD(lambda) targets over all N envs."""
+        algo = self.cfg.algo
+        for group in self.critic_opt.param_groups:
+            group["lr"] = critic_lr(self.cfg, progress)
+        states = frozen(critic_obs.flatten(0, 1)).float()
+        flat_targets = targets.flatten()
+        size = states.shape[0]
+        losses = []
+        for _ in range(algo.critic_epochs):
+            order = torch.randperm(size, device=self.device)
+            for start in range(0, size, algo.critic_minibatch):
+                idx = order[start : start + algo.critic_minibatch]
+                loss = sdpg.critic_loss(self.critic(states[idx]), flat_targets[idx])
+                self.critic_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.critic.parameters(), algo.grad_clip)
+                self.critic_opt.step()
+                losses.append(loss.item())
+        return {"critic_loss": sum(losses) / len(losses)}

@@ -1,0 +1,71 @@
+"""Run logging: metrics.jsonl, TensorBoard events and the learning-curve plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from torch.utils.tensorboard import SummaryWriter
+
+
+class MetricsLogger:
+    """Appends one JSON object per iteration and mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Write ``record`` (must hold ``iteration``)."""
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        step = int(record["iteration"])
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key != "iteration":
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        """Flush TensorBoard and draw the learning curve."""
+        self.writer.close()
+        plot_learning_curve(self.path, self.run_dir / "learning_curve.png")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All records of a metrics.jsonl file."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(minutes, values) of the records that hold ``key``."""
+    rows = [(r["wall_time_s"] / 60, r[key]) for r in records if r.get(key) is not None]
+    return [m for m, _ in rows], [v for _, v in rows]
+
+
+def plot_learning_curve(metrics: Path, out: Path) -> None:
+    """Training and evaluation return (and success where defined) against wall time."""
+    records = read_metrics(metrics)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (("episode_return", "train return"), ("eval/return_mean", "eval return")):
+        ax.plot(*_series(records, key), label=label)
+    ax.set_xlabel("wall time (min)")
+    ax.set_ylabel("episode return")
+    success = _series(records, "eval/success_rate")
+    if success[0]:
+        twin = ax.twinx()
+        twin.plot(*success, color="tab:green", linestyle="--", label="eval success")
+        twin.set_ylabel("success rate")
+        twin.set_ylim(0, 1.05)
+        twin.legend(loc="lower right")
+    ax.legend(loc="upper left")
+    ax.set_title(records[0].get("task", "") if records else "no iterations yet")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

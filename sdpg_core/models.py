@@ -1,0 +1,97 @@
+"""Networks: DrQ-v2 style pixel encoder, actor (mean + state-independent log-std), critic."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sdpg_core.config import ModelConfig
+from sdpg_core.envs.base import EnvSpec
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:i]``; asking for CUDA without one is a clear error."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {name!r} requested but CUDA is not available (use --device cpu)"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r}: use cpu or cuda")
+    return device
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights, zero biases for linear and conv layers."""
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        gain = nn.init.calculate_gain("relu") if isinstance(module, nn.Conv2d) else 1.0
+        nn.init.orthogonal_(module.weight, gain)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
+    """Linear -> LayerNorm -> ELU per hidden layer, then a linear output."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(inputs, width), nn.LayerNorm(width), nn.ELU()]
+        inputs = width
+    layers.append(nn.Linear(inputs, outputs))
+    return nn.Sequential(*layers)
+
+
+class PixelEncoder(nn.Module):
+    """uint8 [n, C, H, W] -> features [n, F]: 4 conv 3x3 (ReLU), Linear, LayerNorm, Tanh."""
+
+    def __init__(self, shape: tuple[int, int, int], cfg: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = shape[0]
+        for stride in cfg.encoder_strides:
+            layers += [nn.Conv2d(channels, cfg.encoder_channels, 3, stride=stride), nn.ReLU()]
+            channels = cfg.encoder_channels
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *shape)).shape[1]
+        self.project = nn.Sequential(
+            nn.Linear(flat, cfg.encoder_features), nn.LayerNorm(cfg.encoder_features), nn.Tanh()
+        )
+        self.out_dim = cfg.encoder_features
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Scale to x / 255 - 0.5 and encode."""
+        return self.project(self.convs(pixels.float() / 255.0 - 0.5))
+
+
+class Actor(nn.Module):
+    """Pre-tanh Gaussian policy: mean head on pixels or normalised state, learned log-std vector."""
+
+    def __init__(self, spec: EnvSpec, cfg: ModelConfig) -> None:
+        super().__init__()
+        if spec.obs_mode == "pixels":
+            self.encoder: nn.Module = PixelEncoder(spec.pixel_shape, cfg)
+            features = self.encoder.out_dim
+        else:
+            self.encoder = nn.Identity()
+            features = spec.state_dim
+        self.head = mlp(features, cfg.actor_hidden, spec.action_dim)
+        self.log_sigma = nn.Parameter(torch.zeros(spec.action_dim))
+        self.apply(orthogonal_init)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs [n, ...] -> (mu [n, A], log_sigma [n, A]), unclamped."""
+        mu = self.head(self.encoder(obs))
+        return mu, self.log_sigma.expand_as(mu)
+
+
+class Critic(nn.Module):
+    """V(s) on normalised privileged state: [n, Ds] -> [n]."""
+
+    def __init__(self, state_dim: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.net = mlp(state_dim, cfg.critic_hidden, 1)
+        self.apply(orthogonal_init)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """Values [n]."""
+        return self.net(state).squeeze(-1)

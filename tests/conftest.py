@@ -1,0 +1,6 @@
+"""Shared test setup: headless rendering, small configs."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

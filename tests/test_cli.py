@@ -1,0 +1,89 @@
+"""The ``sdpg`` command: listing, clear errors, train/eval round trip."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sdpg_core.cli import main
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "sdpg_core.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_tasks_lists_every_task(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("reacher", "reacher_state", "cartpole_swingup", "hopper", "walker"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "nope"], "unknown task 'nope'"),
+        (["--task", "reacher", "--set", "algo.horizn=3"], "algo.horizn: unknown key"),
+        (["--task", "reacher", "--set", "algo.horizon=abc"], "algo.horizon: expected an integer"),
+        (["--task", "reacher", "--device", "cuda", "--iterations", "1"], "CUDA is not available"),
+    ],
+)
+def test_train_errors_are_clear(tmp_path, capsys, args, message):
+    if "cuda" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    assert main(["train", *args, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_file_errors_name_file(tmp_path, capsys):
+    bad = tmp_path / "my.yaml"
+    bad.write_text("run:\n  minutes: fast\n")
+    assert main(["train", "--task", "reacher", "--config", str(bad)]) == 2
+    assert "my.yaml: run.minutes: expected a number" in capsys.readouterr().err
+
+
+def test_train_then_eval(tmp_path):
+    out = tmp_path / "run"
+    train = run(
+        "train",
+        "--task",
+        "reacher_state",
+        "--iterations",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "algo.num_nominal=2",
+        "--set",
+        "algo.num_perturbations=1",
+        "--set",
+        "run.video=false",
+        "--set",
+        "run.eval_episodes=2",
+    )
+    assert train.returncode == 0, train.stderr
+    assert "task=reacher_state" in train.stdout and "success=" in train.stdout
+    ev = run(
+        "eval",
+        "--checkpoint",
+        str(out / "checkpoints" / "best.pt"),
+        "--episodes",
+        "2",
+        "--video",
+        str(tmp_path / "v.mp4"),
+    )
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["task"] == "reacher_state"
+    assert (tmp_path / "v.mp4").stat().st_size > 0
+
+
+def test_eval_missing_checkpoint(capsys):
+    assert main(["eval", "--checkpoint", "/nonexistent.pt"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

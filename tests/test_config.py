@@ -1,0 +1,77 @@
+"""Strict config loading: unknown keys and wrong types name the file and key."""
+
+import pytest
+
+from sdpg_core.config import Config, ConfigError, apply_overrides, from_dict, load_yaml, resolve
+
+
+def test_defaults_round_trip():
+    cfg = Config()
+    assert from_dict(cfg.to_dict()) == cfg
+
+
+def test_task_yaml_applied():
+    cfg = resolve("reacher")
+    assert cfg.env.task == "reacher"
+    assert cfg.algo.num_nominal == 16  # from config/tasks/reacher.yaml
+
+
+def test_state_variant_uses_base_yaml():
+    assert resolve("reacher_state").algo.num_nominal == resolve("reacher").algo.num_nominal
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("algo:\n  horizn: 16\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: algo.horizn: unknown key"):
+        load_yaml(path)
+
+
+def test_wrong_type_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("algo:\n  horizon: sixteen\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: algo.horizon: expected an integer"):
+        load_yaml(path)
+
+
+def test_bool_is_not_an_int(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("run:\n  seed: true\n")
+    with pytest.raises(ConfigError, match=r"run\.seed"):
+        load_yaml(path)
+
+
+def test_section_must_be_mapping(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("algo: 3\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_yaml(path)
+
+
+def test_malformed_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("algo: [\n")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_yaml(path)
+
+
+def test_overrides():
+    cfg = apply_overrides(
+        Config(), ["algo.horizon=16", "model.actor_hidden=[8, 8]", "algo.gamma=1"]
+    )
+    assert cfg.algo.horizon == 16
+    assert cfg.model.actor_hidden == (8, 8)
+    assert cfg.algo.gamma == 1.0 and isinstance(cfg.algo.gamma, float)
+
+
+@pytest.mark.parametrize("item", ["algo.horizn=3", "algo.horizon=x", "algo.horizon", "nope.x=1"])
+def test_bad_overrides(item):
+    with pytest.raises(ConfigError, match="--set"):
+        apply_overrides(Config(), [item])
+
+
+def test_invalid_values():
+    with pytest.raises(ConfigError, match=r"algo\.returns"):
+        resolve("reacher", overrides=["algo.returns=gae"])
+    with pytest.raises(ConfigError, match=r"algo\.top_k"):
+        resolve("reacher", overrides=["algo.top_k=100"])

@@ -1,0 +1,123 @@
+"""SDPG maths on small hand-worked tensors and a quadratic bandit with a known gradient."""
+
+import math
+
+import torch
+
+from sdpg_core.algorithm import sdpg
+from sdpg_core.algorithm.returns import compute_returns
+
+C = math.sqrt(1.5)
+
+
+def test_group_layout():
+    x = torch.arange(12.0).reshape(2, 6)  # T = 2, N = 6 = B 2 x G 3
+    grouped = sdpg.group(x, 2)
+    assert grouped.shape == (2, 2, 3)
+    assert grouped[1, 1].tolist() == [9.0, 10.0, 11.0]
+
+
+def test_delta_j_and_normalisation():
+    returns = torch.tensor([[[1.0, 3.0, -1.0]]])  # [T=1, B=1, G=3]
+    delta = sdpg.delta_j(returns)
+    assert delta.tolist() == [[[0.0, 2.0, -2.0]]]
+    # population std of (0, 2, -2) = sqrt(8/3) -> (0, +-sqrt(3/2))
+    normed = sdpg.normalize_delta_j(delta)
+    torch.testing.assert_close(normed, torch.tensor([[[0.0, C, -C]]]), atol=1e-5, rtol=1e-5)
+
+
+def test_normalisation_is_reward_invariant():
+    delta = sdpg.delta_j(torch.randn(4, 3, 8))
+    torch.testing.assert_close(
+        sdpg.normalize_delta_j(delta * 1000.0), sdpg.normalize_delta_j(delta), atol=1e-4, rtol=1e-4
+    )
+
+
+def _small_case():
+    delta = torch.tensor([[[0.0, C, -C]]])
+    noise = torch.tensor([[[[0.0, 0.0], [1.0, 0.0], [-1.0, 2.0]]]])  # [1, 1, G=3, A=2]
+    sigma = torch.tensor([[[0.5, 2.0]]])
+    return delta, noise, sigma
+
+
+def test_ascent_directions_hand_worked():
+    delta, noise, sigma = _small_case()
+    d_mu, d_log_sigma = sdpg.ascent_directions(delta, noise, sigma)
+    # d_mu = mean(C*[1,0], -C*[-1,2]) = C*[1,-1]
+    torch.testing.assert_close(d_mu, torch.tensor([[[C, -C]]]))
+    # eps^2 - 1 = [0,-1] and [0,3]: mean(C*[0,-1], -C*[0,3]) = C*[0,-2]; times sigma -> C*[0,-4]
+    torch.testing.assert_close(d_log_sigma, torch.tensor([[[0.0, -4.0 * C]]]))
+
+
+def test_top_k_keeps_largest_delta():
+    delta, noise, sigma = _small_case()
+    d_mu, d_log_sigma = sdpg.ascent_directions(delta, noise, sigma, top_k=1)
+    torch.testing.assert_close(d_mu, torch.tensor([[[C, 0.0]]]))
+    torch.testing.assert_close(d_log_sigma, torch.tensor([[[0.0, -2.0 * C]]]))
+
+
+def test_no_perturbations_gives_zero_direction():
+    d_mu, d_ls = sdpg.ascent_directions(
+        torch.zeros(2, 3, 1), torch.zeros(2, 3, 1, 4), torch.ones(2, 3, 4)
+    )
+    assert d_mu.abs().sum() == 0 and d_ls.abs().sum() == 0
+
+
+def test_improved_targets_are_clamped():
+    action = torch.tensor([1.5, -1.0])
+    mu_star, ls_star = sdpg.improved_targets(
+        action,
+        torch.tensor([1.8, -4.5]),
+        torch.tensor([1.0, 0.5]),
+        torch.tensor([1.0, -1.0]),
+        2.0,
+        -5.0,
+        2.0,
+    )
+    assert mu_star.tolist() == [2.0, -0.5]
+    assert ls_star.tolist() == [2.0, -5.0]
+
+
+def test_actor_loss_value():
+    mu, ls = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, -1.0]])
+    loss, parts = sdpg.actor_loss(
+        mu, ls, torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 0.0]]), 0.1
+    )
+    # MSE mu = 0.5, MSE log_sigma = 0.5, entropy term -0.1 * mean(ls) = +0.05
+    assert math.isclose(loss.item(), 1.05, rel_tol=1e-6)
+    assert parts == {"mu_loss": 0.5, "log_sigma_loss": 0.5}
+
+
+def test_alpha_moves_toward_target_std():
+    log_alpha = torch.tensor(0.0, requires_grad=True)
+    sdpg.alpha_loss(log_alpha, torch.tensor(0.5), 0.15).backward()
+    assert log_alpha.grad > 0  # std above target: gradient descent lowers alpha
+
+
+def test_soft_update():
+    online, target = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        online.weight.fill_(1.0)
+        target.weight.fill_(0.0)
+    sdpg.soft_update(target, online, 0.2)
+    assert math.isclose(target.weight.item(), 0.8, rel_tol=1e-6)
+
+
+def test_bandit_direction_matches_true_gradient():
+    """J(a) = -|a - a_opt|^2: the estimated d_mu has cosine >= 0.9 with grad J = 2 (a_opt - mu)."""
+    gen = torch.Generator().manual_seed(0)
+    batch, perturbations, dim, sigma = 8, 255, 6, 0.1
+    mu = torch.randn(batch, dim, generator=gen)
+    a_opt = torch.randn(batch, dim, generator=gen)
+    noise = torch.randn(batch, perturbations + 1, dim, generator=gen)
+    noise[:, 0] = 0.0
+    actions = mu[:, None] + sigma * noise
+    rewards = -(actions - a_opt[:, None]).square().sum(-1)  # [B, G]
+    dones = torch.ones(1, batch * (perturbations + 1))
+    returns = compute_returns(
+        "td_lambda", rewards.reshape(1, -1), torch.zeros_like(dones), dones, 0.99, 0.95
+    )
+    delta = sdpg.normalize_delta_j(sdpg.delta_j(sdpg.group(returns, batch)))
+    d_mu, _ = sdpg.ascent_directions(delta, noise[None], torch.full((1, batch, dim), sigma))
+    cosine = torch.nn.functional.cosine_similarity(d_mu[0], 2 * (a_opt - mu), dim=-1)
+    assert cosine.min() >= 0.9, cosine

@@ -1,0 +1,140 @@
+"""Training end to end on CPU: learning, checkpoints, resume, evaluation outputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sdpg_core import checkpoint
+from sdpg_core.config import resolve
+from sdpg_core.evaluate import evaluate
+from sdpg_core.policy import Policy
+from sdpg_core.runner import Trainer, TrainingSession
+
+TINY = [
+    "algo.num_nominal=4",
+    "algo.num_perturbations=3",
+    "algo.horizon=8",
+    "env.image_size=32",
+    "model.encoder_channels=8",
+    "model.encoder_features=32",
+    "run.eval_episodes=4",
+    "run.checkpoint_interval=2",
+    "run.video=false",
+]
+
+
+def test_pixel_training_writes_run_dir(tmp_path):
+    cfg = resolve(
+        "reacher",
+        overrides=[
+            *TINY,
+            "run.iterations=4",
+            "run.minutes=0",
+            "run.eval_interval=2",
+            "run.video=true",
+        ],
+    )
+    summary = TrainingSession.start(cfg, tmp_path).run(show_progress=False)
+    assert summary["iterations"] == 4 and 0.0 <= summary["success_rate"] <= 1.0
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "checkpoints/latest.pt",
+        "checkpoints/best.pt",
+        "learning_curve.png",
+        "eval.mp4",
+    ):
+        assert (tmp_path / name).is_file(), name
+    assert list((tmp_path / "tensorboard").iterdir())
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    keys = {
+        "iteration",
+        "env_steps",
+        "nominal_frames",
+        "wall_time_s",
+        "episode_return",
+        "success_rate",
+        "actor_loss",
+        "critic_loss",
+        "policy_std",
+        "alpha",
+        "fps",
+    }
+    assert keys <= set(records[-1])
+    assert records[-1]["env_steps"] == 4 * 16 * 8 and records[-1]["nominal_frames"] == 4 * 4 * 8
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
+    cfg = resolve("reacher", overrides=[*TINY, "run.iterations=2"])
+    session = TrainingSession.start(cfg, tmp_path)
+    session.step()
+    path = session.save("latest.pt")
+    data = torch.load(path, weights_only=True)
+    assert data["spec"]["task"] == "reacher" and data["config"]["algo"]["horizon"] == 8
+    obs = session.trainer.env.observe()
+    live = session.trainer.policy().act({"pixels": obs["pixels"]})
+    loaded = Policy.load(path).act({"pixels": obs["pixels"]})
+    np.testing.assert_array_equal(live, loaded)
+    session.trainer.close()
+
+
+def test_streaming_images_match_training_frame_stack(tmp_path):
+    """act_image on successive camera frames sees exactly the env's stacked observation."""
+    cfg = resolve("reacher", overrides=[*TINY, "run.iterations=1"])
+    session = TrainingSession.start(cfg, tmp_path)
+    policy, env = session.trainer.policy(), session.trainer.env
+    env.reset(env.render_ids)
+    row = 0
+    action = policy.act_image(env.observe()["pixels"][row, -3:].transpose(1, 2, 0))
+    for _ in range(3):
+        pixels = env.step(np.zeros((env.num_envs, 2), np.float32)).obs["pixels"]
+        action = policy.act_image(pixels[row, -3:].transpose(1, 2, 0))
+    np.testing.assert_allclose(action, policy.act({"pixels": pixels[row : row + 1]})[0], atol=1e-6)
+    session.trainer.close()
+
+
+def test_resume_continues_counters(tmp_path):
+    cfg = resolve("reacher_state", overrides=[*TINY, "run.iterations=2"])
+    TrainingSession.start(cfg, tmp_path).run(show_progress=False)
+    session = TrainingSession.resume(tmp_path)
+    assert session.trainer.iteration == 2
+    session.cfg.run.iterations = 3
+    assert session.run(show_progress=False)["iterations"] == 3
+
+
+def test_same_seed_same_metrics(tmp_path):
+    records = []
+    for run in ("a", "b"):
+        cfg = resolve("reacher", overrides=[*TINY, "run.iterations=2"])
+        session = TrainingSession.start(cfg, tmp_path / run)
+        records.append([session.step() for _ in range(2)])
+        session.trainer.close()
+    for a, b in zip(*records, strict=True):
+        for key in ("actor_loss", "critic_loss", "episode_return", "policy_std", "alpha"):
+            assert a[key] == b[key], key
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        checkpoint.load(bad)
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_short_reacher_training_improves_return(tmp_path):
+    cfg = resolve(
+        "reacher_state",
+        overrides=["run.iterations=300", "run.minutes=0", "run.eval_interval=0", "run.video=false"],
+    )
+    trainer = Trainer(cfg, tmp_path)
+    before = evaluate(trainer.policy(), 32)
+    for _ in range(cfg.run.iterations):
+        trainer.train_iteration()
+    after = evaluate(trainer.policy(), 32)
+    trainer.close()
+    assert after["return_mean"] > before["return_mean"] + 10.0, (before, after)
