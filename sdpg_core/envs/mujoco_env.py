@@ -127,11 +127,10 @@ class MujocoBatchEnv(BatchedEnv):
             )
         if not np.isfinite(actions).all():
             raise ValueError("actions contain NaN or inf")
-        self._step_physics(np.clip(actions, -1.0, 1.0))
+        broken = self._step_physics(np.clip(actions, -1.0, 1.0))
         self.prev_action[:] = actions
         self.steps += 1
         qpos, qvel = self._split(self.physics)
-        broken = ~np.isfinite(self.physics).all(axis=1)
         terms = self.task.terms(qpos, qvel, self.extras, actions)
         reward = self.task.combine(terms).astype(np.float32)
         terms = {k: np.where(broken, 0.0, v).astype(np.float32) for k, v in terms.items()}
@@ -144,22 +143,28 @@ class MujocoBatchEnv(BatchedEnv):
         truncated = (self.steps >= self.episode_steps) & ~terminated
         return StepResult(self.observe(), reward, terminated, truncated, info)
 
-    def _step_physics(self, actions: np.ndarray) -> None:
-        """Batch-step the physics with ``mujoco.rollout``."""
+    def _step_physics(self, actions: np.ndarray) -> np.ndarray:
+        """Batch-step the physics with ``mujoco.rollout``; returns the diverged rows [N] bool.
+
+        MuJoCo silently resets a diverging MjData (bad qpos/qvel/qacc) to its initial state
+        and time 0: a non-finite input row, or a clock that did not advance by exactly
+        frame_skip * timestep, marks such a row.
+        """
         start = time.perf_counter()
         low, high = self.model.actuator_ctrlrange.T
         ctrl = low + (actions.astype(np.float64) + 1.0) * 0.5 * (high - low)
+        expected = self.physics[:, 0] + self.task.frame_skip * self.model.opt.timestep
+        broken_before = ~np.isfinite(self.physics).all(axis=1)
         self._pool.rollout(
-            self.model,
-            self._datas,
-            self.physics,
-            ctrl[:, None, :],
-            nstep=self.task.frame_skip,
-            initial_warmstart=self._warmstart,
-            state=self._out,
+            self.model, self._datas, self.physics, ctrl[:, None, :], nstep=self.task.frame_skip,
+            initial_warmstart=self._warmstart, state=self._out,
         )
         self.physics[:] = self._out[:, -1]
+        tolerance = 0.5 * self.model.opt.timestep
+        with np.errstate(invalid="ignore"):
+            diverged = ~(np.abs(self.physics[:, 0] - expected) < tolerance)
         self.timers["physics"] += time.perf_counter() - start
+        return diverged | broken_before | ~np.isfinite(self.physics).all(axis=1)
 
     def _render_step(self) -> None:
         """Render every rendered env and push the frame onto its stack."""
