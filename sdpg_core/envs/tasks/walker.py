@@ -7,7 +7,7 @@ import numpy as np
 
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import ASSETS, tolerance
-from sdpg_core.envs.tasks.hopper import PlanarLocomotion
+from sdpg_core.envs.tasks.planar import PlanarLocomotion
 
 
 @register_task("walker", "planar biped walker, walk forward at >= 1 m/s (dm_control walk)")
