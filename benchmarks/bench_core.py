@@ -78,8 +78,11 @@ def main() -> None:
     algo = cfg.algo
     num_envs = algo.num_nominal * (algo.num_perturbations + 1)
     result = {
-        "task": args.task, "machine": platform.platform(), "num_envs": num_envs,
-        "num_nominal": algo.num_nominal, "horizon": algo.horizon,
+        "task": args.task,
+        "machine": platform.platform(),
+        "num_envs": num_envs,
+        "num_nominal": algo.num_nominal,
+        "horizon": algo.horizon,
         "raw_physics_env_steps_per_s": raw_physics_rate(cfg, num_envs, 200),
         "renders_per_s": render_rate(cfg, algo.num_nominal, 50),
         **sdpg_iterations(cfg, args.iterations),

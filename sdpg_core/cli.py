@@ -74,20 +74,24 @@ def train_config(args: argparse.Namespace):
 
 
 def run_session(session, show_progress: bool) -> int:
-    """Run a training session; SIGTERM stops after the current iteration and saves."""
+    """Run a training session. SIGINT/SIGTERM: finish the iteration, save, evaluate, exit;
+    a second signal aborts at once (the last saved checkpoint stays valid)."""
 
     def stop(signum, frame):  # noqa: ARG001
+        if session.stop_requested:
+            raise KeyboardInterrupt
         session.stop_requested = True
+        print("\nstopping after this iteration (signal again to abort)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         summary = session.run(show_progress=show_progress)
     except KeyboardInterrupt:
-        session.save("latest.pt")
-        print(f"interrupted; checkpoint saved in {session.run_dir}/checkpoints", file=sys.stderr)
+        print(f"aborted; last checkpoint in {session.run_dir}/checkpoints", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(summary_line(summary))
     (Path(session.run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0

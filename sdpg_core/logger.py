@@ -16,10 +16,18 @@ from torch.utils.tensorboard import SummaryWriter
 class MetricsLogger:
     """Appends one JSON object per iteration and mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, resume_after: int = 0) -> None:
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        if resume_after:
+            self._truncate(resume_after)
+        purge = resume_after + 1 if resume_after else None
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+
+    def _truncate(self, iteration: int) -> None:
+        """Drop records past ``iteration`` (logged after the checkpoint a run resumes from)."""
+        kept = [r for r in read_metrics(self.path) if r["iteration"] <= iteration]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, record: dict[str, Any]) -> None:
         """Write ``record`` (must hold ``iteration``)."""

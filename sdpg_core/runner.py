@@ -55,6 +55,26 @@ class EpisodeTracker:
         for name in terms:
             self.terms[name][ended] = 0.0
 
+    def state_dict(self) -> dict[str, Any]:
+        """Running sums and windows (plain lists/tensors, weights_only-loadable)."""
+        return {
+            "running": torch.from_numpy(self.running.copy()),
+            "terms": {k: torch.from_numpy(v.copy()) for k, v in self.terms.items()},
+            "returns": list(self.returns),
+            "successes": list(self.successes),
+            "term_means": {k: list(v) for k, v in self.term_means.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of ``state_dict``."""
+        self.running[:] = state["running"].numpy()
+        for name, value in state["terms"].items():
+            self.terms[name][:] = value.numpy()
+        self.returns.extend(state["returns"])
+        self.successes.extend(state["successes"])
+        for name, values in state["term_means"].items():
+            self.term_means[name].extend(values)
+
     def summary(self) -> dict[str, Any]:
         """Window means (None before the first finished episode)."""
         out: dict[str, Any] = {
@@ -138,7 +158,8 @@ class Trainer:
             next_state = torch.from_numpy(result.obs["state"]).to(self.device)
             values = self.learner.next_values(next_state, frozen)
             values[torch.from_numpy(result.terminated).to(self.device)] = 0.0
-            self.learner.normalizer.update(next_state)
+            finite = ~torch.from_numpy(result.info["nonfinite"]).to(self.device)
+            self.learner.normalizer.update(next_state[finite])
             self._timed("critic", start)
             done = self._handle_resets(result.terminated | result.truncated)
             if t == algo.horizon - 1:
@@ -247,6 +268,9 @@ class Trainer:
             "best_score": self.best_score,
             "torch_rng": torch.get_rng_state(),
             "noise_rng": self.noise_gen.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "env": self.env.state_dict(),
+            "episodes": self.episodes.state_dict(),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -262,6 +286,10 @@ class Trainer:
         self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
         torch.set_rng_state(state["torch_rng"])
         self.noise_gen.set_state(state["noise_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.env.load_state_dict(state["env"])
+        self.episodes.load_state_dict(state["episodes"])
 
     def close(self) -> None:
         """Release the envs."""
@@ -282,7 +310,7 @@ class TrainingSession:
         self.trainer = trainer
         self.cfg = trainer.cfg
         self.run_dir = trainer.run_dir
-        self.logger = MetricsLogger(self.run_dir)
+        self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
         self.last_eval: dict[str, float] | None = None
         self.stop_requested = False
 
@@ -349,11 +377,13 @@ class TrainingSession:
 
     def run(self, show_progress: bool = True) -> dict[str, Any]:
         """Train until done, then evaluate (with video) and return the summary."""
+        run = self.cfg.run
         bar = tqdm(
-            total=self.cfg.run.iterations,
+            total=None if run.minutes > 0 else run.iterations,
             initial=self.trainer.iteration,
             disable=not show_progress,
             dynamic_ncols=True,
+            unit="it",
         )
         try:
             while not self.done():
@@ -366,7 +396,7 @@ class TrainingSession:
                 )
         finally:
             bar.close()
-            self.save("latest.pt")
+        self.save("latest.pt")  # only after a completed iteration: never a half-updated state
         return self.finish()
 
     def finish(self) -> dict[str, Any]:

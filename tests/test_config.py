@@ -75,3 +75,10 @@ def test_invalid_values():
         resolve("reacher", overrides=["algo.returns=gae"])
     with pytest.raises(ConfigError, match=r"algo\.top_k"):
         resolve("reacher", overrides=["algo.top_k=100"])
+
+
+def test_exponent_without_dot_is_a_float():
+    """YAML 1.1 reads 3e-3 as a string; float fields accept it, int fields do not."""
+    assert apply_overrides(Config(), ["algo.actor_lr=3e-3"]).algo.actor_lr == 3e-3
+    with pytest.raises(ConfigError, match="expected an integer"):
+        apply_overrides(Config(), ["algo.horizon=1e2"])

@@ -95,13 +95,36 @@ def test_streaming_images_match_training_frame_stack(tmp_path):
     session.trainer.close()
 
 
-def test_resume_continues_counters(tmp_path):
-    cfg = resolve("reacher_state", overrides=[*TINY, "run.iterations=2"])
-    TrainingSession.start(cfg, tmp_path).run(show_progress=False)
-    session = TrainingSession.resume(tmp_path)
-    assert session.trainer.iteration == 2
-    session.cfg.run.iterations = 3
-    assert session.run(show_progress=False)["iterations"] == 3
+def test_resume_matches_uninterrupted_run(tmp_path):
+    """2 iterations + checkpoint + resume + 2 iterations == 4 uninterrupted iterations."""
+    overrides = [*TINY, "run.iterations=4", "run.checkpoint_interval=100"]
+    straight = TrainingSession.start(resolve("reacher", overrides=overrides), tmp_path / "a")
+    expected = [straight.step() for _ in range(4)]
+    straight.trainer.close()
+    second = TrainingSession.start(resolve("reacher", overrides=overrides), tmp_path / "c")
+    second.step()
+    second.step()
+    second.save("latest.pt")
+    second.trainer.close()
+    resumed = TrainingSession.resume(tmp_path / "c")
+    assert resumed.trainer.iteration == 2
+    got = [resumed.step() for _ in range(2)]
+    resumed.trainer.close()
+    for a, b in zip(expected[2:], got, strict=True):
+        for key in ("actor_loss", "critic_loss", "episode_return", "policy_std", "alpha"):
+            assert a[key] == b[key], key
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
+    overrides = [*TINY, "run.iterations=3", "run.checkpoint_interval=2"]
+    session = TrainingSession.start(resolve("reacher_state", overrides=overrides), tmp_path)
+    for _ in range(3):
+        session.step()  # latest.pt at iteration 2, metrics up to 3 (then a crash, say)
+    session.trainer.close()
+    resumed = TrainingSession.resume(tmp_path)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [1, 2]
+    assert resumed.run(show_progress=False)["iterations"] == 3
 
 
 def test_same_seed_same_metrics(tmp_path):

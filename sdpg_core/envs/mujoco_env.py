@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 
 import mujoco
 import numpy as np
+import torch
 from mujoco import rollout
 
 from sdpg_core.config import EnvConfig
@@ -156,8 +158,13 @@ class MujocoBatchEnv(BatchedEnv):
         expected = self.physics[:, 0] + self.task.frame_skip * self.model.opt.timestep
         broken_before = ~np.isfinite(self.physics).all(axis=1)
         self._pool.rollout(
-            self.model, self._datas, self.physics, ctrl[:, None, :], nstep=self.task.frame_skip,
-            initial_warmstart=self._warmstart, state=self._out,
+            self.model,
+            self._datas,
+            self.physics,
+            ctrl[:, None, :],
+            nstep=self.task.frame_skip,
+            initial_warmstart=self._warmstart,
+            state=self._out,
         )
         self.physics[:] = self._out[:, -1]
         tolerance = 0.5 * self.model.opt.timestep
@@ -214,6 +221,32 @@ class MujocoBatchEnv(BatchedEnv):
         if state.frames is not None and self.renderer is not None:
             keep = rows >= 0
             self.renderer.stack.frames[rows[keep]] = state.frames[keep]
+
+    def state_dict(self) -> dict:
+        """Whole-batch state incl. frame stacks and the reset RNG, as tensors (for checkpoints)."""
+        state = self.get_state(np.arange(self.num_envs))
+        frames = self.renderer.stack.frames if self.renderer is not None else np.zeros(0)
+        return {
+            "physics": torch.from_numpy(state.physics),
+            "extras": torch.from_numpy(state.extras),
+            "steps": torch.from_numpy(state.steps),
+            "prev_action": torch.from_numpy(state.prev_action),
+            "frames": torch.from_numpy(frames.copy()),
+            "rng": json.dumps(self.rng.bit_generator.state),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of ``state_dict`` (same task, batch size and rendered ids)."""
+        restored = EnvState(
+            state["physics"].numpy(),
+            state["extras"].numpy(),
+            state["steps"].numpy(),
+            state["prev_action"].numpy(),
+        )
+        self.set_state(restored, np.arange(self.num_envs))
+        if self.renderer is not None:
+            self.renderer.stack.frames[:] = state["frames"].numpy()
+        self.rng.bit_generator.state = json.loads(state["rng"])
 
     def close(self) -> None:
         """Release the renderer and the rollout thread pool."""
