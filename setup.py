@@ -42,6 +42,11 @@ setup(
     entry_points={
         "console_scripts": [
             "sdpg = sdpg_core.cli:main",
+            "sdpg-ros = sdpg_ros.cli:main",
+            "sim_backend = sdpg_ros.sim_backend:main",
+            "policy_node = sdpg_ros.policy_node:main",
+            "hardware_bridge = sdpg_ros.hardware_bridge:main",
+            "trainer_node = sdpg_ros.trainer_node:main",
         ],
     },
 )

@@ -12,12 +12,8 @@ from pathlib import Path
 from sdpg_core.config import ConfigError, resolve
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``sdpg`` command."""
-    parser = argparse.ArgumentParser(prog="sdpg", description="SDPG visual RL in MuJoCo")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("tasks", help="list registered tasks")
-    train = sub.add_parser("train", help="train a policy")
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """The flags of ``sdpg train`` (shared with ``sdpg-ros train``)."""
     train.add_argument("--task", required=True)
     train.add_argument("--config", help="YAML file applied after the task's defaults")
     train.add_argument(
@@ -34,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--iterations", type=int)
     budget.add_argument("--minutes", type=float)
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sdpg`` command."""
+    parser = argparse.ArgumentParser(prog="sdpg", description="SDPG visual RL in MuJoCo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list registered tasks")
+    add_train_arguments(sub.add_parser("train", help="train a policy"))
     ev = sub.add_parser("eval", help="evaluate a checkpoint")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--episodes", type=int, default=16)
@@ -58,19 +62,34 @@ def cmd_tasks(_: argparse.Namespace) -> int:
 
 def train_config(args: argparse.Namespace):
     """Resolve the config of ``sdpg train`` from task YAML, --config and flags."""
+    return resolve_train_config(
+        args.task, args.config, args.set, args.device, args.seed, args.iterations, args.minutes
+    )
+
+
+def resolve_train_config(
+    task: str,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    iterations: int | None = None,
+    minutes: float | None = None,
+):
+    """Task YAML, then ``config_file``, then ``overrides``, then the explicit flags."""
     from sdpg_core.envs.registry import get_task
 
-    get_task(args.task)
-    overrides = list(args.set)
-    if args.device:
-        overrides.append(f"run.device={args.device}")
-    if args.seed is not None:
-        overrides.append(f"run.seed={args.seed}")
-    if args.iterations is not None:
-        overrides += [f"run.iterations={args.iterations}", "run.minutes=0"]
-    if args.minutes is not None:
-        overrides += [f"run.minutes={args.minutes}", "run.iterations=100000000"]
-    return resolve(args.task, args.config, overrides)
+    get_task(task)
+    overrides = list(overrides or [])
+    if device:
+        overrides.append(f"run.device={device}")
+    if seed is not None:
+        overrides.append(f"run.seed={seed}")
+    if iterations is not None:
+        overrides += [f"run.iterations={iterations}", "run.minutes=0"]
+    if minutes is not None:
+        overrides += [f"run.minutes={minutes}", "run.iterations=100000000"]
+    return resolve(task, config_file, overrides)
 
 
 def run_session(session, show_progress: bool) -> int:
@@ -111,12 +130,17 @@ def summary_line(summary: dict) -> str:
     return " ".join(parts)
 
 
+def default_run_dir(task: str) -> str:
+    """runs/<task>-<local time>."""
+    return f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train from scratch."""
     from sdpg_core.runner import TrainingSession
 
     cfg = train_config(args)
-    out = args.out or f"runs/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or default_run_dir(args.task)
     return run_session(TrainingSession.start(cfg, out), not args.no_progress)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,13 @@ class Trainer:
             **timers,
         }
 
+    def preview(self) -> np.ndarray | None:
+        """Latest camera frame of nominal env 0 as RGB uint8 [H, W, 3] (None without pixels)."""
+        renderer = self.env.renderer
+        if renderer is None:
+            return None
+        return renderer.stack.frames[0, -3:].transpose(1, 2, 0).copy()
+
     def policy(self) -> Policy:
         """The current actor as a deployable policy (shares weights, no copy)."""
         return Policy(self.cfg, self.spec, self.learner.actor, self.learner.normalizer, self.device)
@@ -313,6 +321,7 @@ class TrainingSession:
         self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
         self.last_eval: dict[str, float] | None = None
         self.stop_requested = False
+        self.checkpoint_listeners: list[Callable[[Path], None]] = []
 
     @classmethod
     def start(cls, cfg: Config, run_dir: str | Path) -> TrainingSession:
@@ -370,13 +379,20 @@ class TrainingSession:
             self.save("best.pt")
 
     def save(self, name: str) -> Path:
-        """Atomically write checkpoints/<name>."""
-        return checkpoint.save(
+        """Atomically write checkpoints/<name> and tell the listeners its path."""
+        path = checkpoint.save(
             self.trainer.checkpoint_payload(), self.run_dir / "checkpoints" / name
         )
+        for listener in self.checkpoint_listeners:
+            listener(path)
+        return path
 
-    def run(self, show_progress: bool = True) -> dict[str, Any]:
-        """Train until done, then evaluate (with video) and return the summary."""
+    def run(
+        self,
+        show_progress: bool = True,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train until done (``on_record`` sees each iteration), then evaluate and summarise."""
         run = self.cfg.run
         bar = tqdm(
             total=None if run.minutes > 0 else run.iterations,
@@ -388,6 +404,8 @@ class TrainingSession:
         try:
             while not self.done():
                 record = self.step()
+                if on_record is not None:
+                    on_record(record)
                 bar.update(1)
                 bar.set_postfix(
                     ret=record.get("episode_return"),

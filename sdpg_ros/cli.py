@@ -1,0 +1,148 @@
+"""``sdpg-ros``: the launch sessions composed in one process (for machines without ``launch``).
+
+``sdpg-ros train ...`` = launch/train.launch.py, ``sdpg-ros deploy ...`` = launch/deploy.launch.py:
+the same nodes, parameters and topics, spun by one MultiThreadedExecutor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from sdpg_core.cli import add_train_arguments
+from sdpg_core.policy import Policy
+from sdpg_ros.common import run_nodes
+from sdpg_ros.report import deploy_report, summary_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sdpg-ros``."""
+    parser = argparse.ArgumentParser(prog="sdpg-ros", description="SDPG sessions over ROS 2")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="trainer_node (+ live evaluation in the sim)")
+    add_train_arguments(train)
+    train.add_argument("--eval-in-sim", action="store_true", help="watch each new checkpoint")
+    train.add_argument("--robot", default="reacher", help="robot YAML for --eval-in-sim")
+    deploy = sub.add_parser("deploy", help="policy_node + hardware_bridge (+ sim_backend)")
+    deploy.add_argument("--backend", choices=("sim", "real"), default="sim")
+    deploy.add_argument("--checkpoint", required=True)
+    deploy.add_argument("--robot", default="reacher")
+    deploy.add_argument("--duration", type=float, default=0.0, help="seconds (0 = until ^C)")
+    deploy.add_argument("--episodes", type=int, default=0, help="sim: stop after N episodes")
+    deploy.add_argument("--report", help="write the deploy report (JSON) here")
+    deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
+    deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
+    deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
+    deploy.add_argument("--seed", type=int, default=0, help="sim: initial-state seed")
+    deploy.add_argument("--device", default="cpu")
+    return parser
+
+
+def _node(cls: type[Node], params: dict[str, Any], remaps: dict[str, str] | None = None):
+    """A factory building ``cls`` with parameter overrides and topic remaps."""
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    cli_args = ["--ros-args"]
+    for src, dst in (remaps or {}).items():
+        if dst:
+            cli_args += ["-r", f"{src}:={dst}"]
+    return lambda: cls(parameter_overrides=overrides, cli_args=cli_args)
+
+
+def sim_factories(
+    checkpoint: str, robot: str, seed: int, device: str, dry_run: bool = False
+) -> list[Callable[[], Node]]:
+    """sim_backend + policy_node + hardware_bridge for a checkpoint ('' = wait for trainer)."""
+    from sdpg_core.robot import load_robot
+    from sdpg_ros.hardware_bridge import HardwareBridge
+    from sdpg_ros.policy_node import PolicyNode
+    from sdpg_ros.sim_backend import SimBackend
+
+    robot_cfg = load_robot(robot)
+    sim_params: dict[str, Any] = {"task": robot_cfg.sim_task, "seed": seed}
+    if checkpoint:
+        spec = Policy.load(checkpoint).spec
+        sim_params["image_size"] = int(spec.pixel_shape[1])
+    return [
+        _node(SimBackend, sim_params),
+        _node(PolicyNode, {"checkpoint": checkpoint, "device": device}),
+        _node(HardwareBridge, {"robot": robot, "dry_run": dry_run}),
+    ]
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Run the deploy session; write and print its report."""
+    from sdpg_ros.hardware_bridge import HardwareBridge
+    from sdpg_ros.policy_node import PolicyNode
+
+    if args.backend == "sim":
+        factories = sim_factories(args.checkpoint, args.robot, args.seed, args.device, args.dry_run)
+    else:
+        remaps = {"camera/image_raw": args.camera_topic, "joint_states": args.joint_states_topic}
+        factories = [
+            _node(PolicyNode, {"checkpoint": args.checkpoint, "device": args.device}, remaps),
+            _node(HardwareBridge, {"robot": args.robot, "dry_run": args.dry_run}, remaps),
+        ]
+    nodes: list[Node] = []
+    built = [lambda f=f: nodes.append(f()) or nodes[-1] for f in factories]
+    start = time.monotonic()
+
+    def until() -> bool:
+        if args.duration and time.monotonic() - start >= args.duration:
+            return True
+        episodes = getattr(nodes[0], "episodes", None) if nodes else None
+        return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
+
+    code = run_nodes(built, None, until)
+    report = deploy_report(nodes, time.monotonic() - start)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+    print(summary_line(report))
+    return code
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
+    from sdpg_ros.trainer_node import TrainerNode
+
+    params: dict[str, Any] = {"task": args.task}
+    if args.set:
+        params["overrides"] = list(args.set)
+    for key in ("config", "out", "device"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    for key in ("seed", "iterations", "minutes"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    nodes: list[Node] = []
+
+    def trainer() -> Node:
+        nodes.append(_node(TrainerNode, params)())
+        return nodes[0]
+
+    factories = [trainer]
+    if args.eval_in_sim:
+        factories += sim_factories("", args.robot, 0, "cpu")
+    code = run_nodes(factories, None, lambda: bool(nodes) and nodes[0].finished.is_set())
+    summary = nodes[0].summary if nodes else None
+    if summary:
+        print(json.dumps(summary))
+    return code if summary else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``sdpg-ros``."""
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "deploy": cmd_deploy}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Helpers shared by the nodes: parameters, QoS, counters, diagnostics, stamps, entry points."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+SENSOR_QOS: QoSProfile = qos_profile_sensor_data  # best effort, keep last 5
+RELIABLE_QOS = QoSProfile(depth=10)
+
+
+class ParameterError(ValueError):
+    """A node parameter has an invalid value; the message names the parameter."""
+
+
+def declare(node: Node, name: str, default: Any, description: str) -> Any:
+    """Declare a typed parameter with a description and return its value."""
+    descriptor = ParameterDescriptor(description=description)
+    if isinstance(default, list) and not default:
+        declared = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
+        return list(declared.value or [])
+    return node.declare_parameter(name, default, descriptor).value
+
+
+def require(condition: bool, name: str, message: str) -> None:
+    """Raise ParameterError naming ``name`` unless ``condition`` holds."""
+    if not condition:
+        raise ParameterError(f"parameter '{name}': {message}")
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def now_ns(node: Node) -> int:
+    """The node clock (sim time when ``use_sim_time``) in nanoseconds."""
+    return node.get_clock().now().nanoseconds
+
+
+class Counters:
+    """Named event counters with throttled warnings for rejected inputs."""
+
+    def __init__(self, node: Node, throttle_s: float = 2.0) -> None:
+        self.node, self.throttle_s = node, throttle_s
+        self.counts: Counter[str] = Counter()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Count an event."""
+        self.counts[name] += amount
+
+    def reject(self, reason: str, detail: str) -> None:
+        """Count a rejected input under ``rejected/<reason>`` and warn (throttled per reason)."""
+        self.counts[f"rejected/{reason}"] += 1
+        self.counts["rejected"] += 1
+        self.node.get_logger().warning(
+            f"rejected input ({reason}): {detail} [total {self.counts['rejected']}]",
+            throttle_duration_sec=self.throttle_s,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain copy of the counts."""
+        return dict(self.counts)
+
+
+class Diagnostics:
+    """Publishes a node's counters (and extra values) on /diagnostics at a fixed period."""
+
+    def __init__(
+        self,
+        node: Node,
+        counters: Counters,
+        extra: Callable[[], dict[str, Any]] | None = None,
+        period_s: float = 1.0,
+    ) -> None:
+        self.node, self.counters, self.extra = node, counters, extra
+        self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_QOS)
+        self.timer = node.create_timer(period_s, self.publish)
+
+    def publish(self) -> None:
+        """One DiagnosticArray with this node's status."""
+        values = {**self.counters.as_dict(), **(self.extra() if self.extra else {})}
+        level = DiagnosticStatus.WARN if values.get("rejected") else DiagnosticStatus.OK
+        status = DiagnosticStatus(
+            level=level,
+            name=self.node.get_fully_qualified_name(),
+            message="rejected inputs" if level else "ok",
+            values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())],
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.pub.publish(msg)
+
+
+def run_nodes(
+    factories: Sequence[Callable[[], Node]],
+    args: list[str] | None = None,
+    until: Callable[[], bool] | None = None,
+) -> int:
+    """Init rclpy, build nodes, spin them on a MultiThreadedExecutor until SIGINT/SIGTERM
+    (or until ``until()`` is true)."""
+    rclpy.init(args=args)
+    nodes: list[Node] = []
+    try:
+        nodes = [factory() for factory in factories]
+        executor = MultiThreadedExecutor()
+        for node in nodes:
+            executor.add_node(node)
+        while rclpy.ok() and not (until and until()):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as err:
+        print(f"error: {err}")
+        return 2
+    finally:
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,62 @@
+"""The deploy report: counts, success over ROS and camera-to-command latency percentiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+
+
+def latency_summary(latencies_ms: list[float]) -> dict[str, float | int | None]:
+    """p50/p90/p99/max of camera-to-command latencies in ms (None without samples)."""
+    if not latencies_ms:
+        return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {
+        "count": len(values),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(values.max()),
+    }
+
+
+def deploy_report(nodes: list[Node], seconds: float) -> dict[str, Any]:
+    """Gather the counters of every node, the sim's episodes and the bridge's latencies."""
+    counts = {n.get_name(): n.counters.as_dict() for n in nodes if hasattr(n, "counters")}
+    episodes = next((node.episodes for node in nodes if hasattr(node, "episodes")), [])
+    latencies = next((list(n.latencies_ms) for n in nodes if hasattr(n, "latencies_ms")), [])
+    get = lambda name, key: counts.get(name, {}).get(key, 0)  # noqa: E731
+    report: dict[str, Any] = {
+        "duration_s": seconds,
+        "images": get("policy_node", "images"),
+        "actions": get("policy_node", "actions"),
+        "commands": get("hardware_bridge", "commands"),
+        "rejected": sum(c.get("rejected", 0) for c in counts.values()),
+        "frames_published": get("sim_backend", "frames"),
+        "episodes": len(episodes),
+        "success_rate": float(np.mean([e["success"] for e in episodes])) if episodes else None,
+        "return_mean": float(np.mean([e["return"] for e in episodes])) if episodes else None,
+        "latency_ms": latency_summary(latencies),
+        "nodes": counts,
+    }
+    return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line: episodes, success over ROS, latency p50/p99, counts."""
+    latency = report["latency_ms"]
+    success = report["success_rate"]
+    parts = [
+        f"ros_episodes={report['episodes']}",
+        f"ros_success={success:.0%}" if success is not None else "ros_success=n/a",
+        f"latency_p50_ms={latency['p50']:.2f}" if latency["p50"] is not None else "",
+        f"latency_p99_ms={latency['p99']:.2f}" if latency["p99"] is not None else "",
+        f"images={report['images']}",
+        f"actions={report['actions']}",
+        f"commands={report['commands']}",
+        f"rejected={report['rejected']}",
+    ]
+    return " ".join(p for p in parts if p)

@@ -1,0 +1,200 @@
+"""trainer_node: SDPG training (sdpg_core) with progress, a camera preview and checkpoint paths.
+
+Publishes ``trainer/progress`` (diagnostic_msgs/DiagnosticStatus, ``progress_rate_hz``),
+``trainer/preview`` (sensor_msgs/Image rgb8: nominal env 0's camera) and ``trainer/checkpoint``
+(std_msgs/String, transient local: the path of every checkpoint written, for hot reload).
+Services ``~/save`` and ``~/stop`` (std_srvs/Trigger). SIGINT saves a checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from sdpg_core.cli import default_run_dir, resolve_train_config
+from sdpg_core.config import ConfigError
+from sdpg_core.runner import TrainingSession
+from sdpg_ros.common import RELIABLE_QOS, ParameterError, declare, require, run_nodes
+from sdpg_ros.image_conversion import to_msg
+
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+PROGRESS_KEYS = (
+    "iteration",
+    "env_steps",
+    "wall_time_s",
+    "episode_return",
+    "success_rate",
+    "policy_std",
+    "alpha",
+    "actor_loss",
+    "critic_loss",
+    "fps",
+    "eval/success_rate",
+    "eval/return_mean",
+)
+
+
+class TrainerNode(Node):
+    """Runs a TrainingSession on a worker thread; the executor only publishes and serves."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("trainer_node", **kwargs)
+        self._open_session = self._session_factory()
+        self.session: TrainingSession | None = None
+        self.stop_requested = False
+        self.record: dict[str, Any] = {}
+        self.summary: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.ready = threading.Event()
+        self.finished = threading.Event()
+        self._save_requested = threading.Event()
+        self._saved = threading.Condition()
+        self._last_saved: Path | None = None
+        self._make_publishers()
+        group = ReentrantCallbackGroup()
+        self.create_service(Trigger, "~/save", self._save, callback_group=group)
+        self.create_service(Trigger, "~/stop", self._stop, callback_group=group)
+        self.worker = threading.Thread(target=self._train, name="sdpg-train", daemon=True)
+        self.worker.start()
+
+    def _session_factory(self) -> Callable[[], TrainingSession]:
+        """Resolve the config from parameters (same files and overrides as ``sdpg train``).
+
+        The session itself is built on the worker thread: its renderer's GL context belongs to
+        the thread that creates it."""
+        task = declare(self, "task", "reacher", "registered task name (sdpg tasks)")
+        config = declare(self, "config", "", "YAML applied after the task's defaults ('' = none)")
+        overrides = declare(self, "overrides", [], "KEY=VALUE overrides, e.g. algo.horizon=16")
+        out = declare(self, "out", "", "run directory ('' = runs/<task>-<time>)")
+        resume = declare(self, "resume", "", "run directory to continue ('' = new run)")
+        device = declare(self, "device", "", "cpu or cuda ('' = the config's)")
+        seed = declare(self, "seed", -1, "random seed (-1 = the config's)")
+        iterations = declare(self, "iterations", 0, "iteration budget (0 = the config's)")
+        minutes = declare(self, "minutes", 0.0, "wall-clock budget (0 = the config's)")
+        self.progress_rate = declare(self, "progress_rate_hz", 1.0, "progress and preview rate")
+        require(self.progress_rate > 0, "progress_rate_hz", "must be > 0")
+        require(iterations >= 0 and minutes >= 0, "iterations", "budgets must be >= 0")
+        if resume:
+            require(Path(resume, "checkpoints", "latest.pt").is_file(), "resume", "no checkpoint")
+            return lambda: TrainingSession.resume(resume, device or None)
+        try:
+            cfg = resolve_train_config(
+                task,
+                config or None,
+                overrides,
+                device or None,
+                None if seed < 0 else seed,
+                iterations or None,
+                minutes or None,
+            )
+        except (ConfigError, KeyError, ValueError, RuntimeError, FileNotFoundError) as err:
+            raise ParameterError(f"trainer configuration: {err}") from err
+        run_dir = out or default_run_dir(task)
+        return lambda: TrainingSession.start(cfg, run_dir)
+
+    def _make_publishers(self) -> None:
+        """Progress, preview and checkpoint publishers with their timer."""
+        self.progress_pub = self.create_publisher(DiagnosticStatus, "trainer/progress", 10)
+        self.preview_pub = self.create_publisher(Image, "trainer/preview", RELIABLE_QOS)
+        self.checkpoint_pub = self.create_publisher(String, "trainer/checkpoint", LATCHED_QOS)
+        self.create_timer(1.0 / self.progress_rate, self._publish_progress)
+
+    def _train(self) -> None:
+        """Worker thread: train until done or stopped, then evaluate and summarise."""
+        try:
+            self.session = self._open_session()
+            self.session.checkpoint_listeners.append(self._on_checkpoint)
+            self.session.stop_requested = self.stop_requested
+            self.ready.set()
+            self.summary = self.session.run(show_progress=False, on_record=self._on_record)
+            self.get_logger().info(f"training finished: {self.summary}")
+        except Exception as err:  # reported on the progress topic, never a silent death
+            self.error = f"{type(err).__name__}: {err}"
+            self.get_logger().error(f"training failed: {self.error}")
+        finally:
+            self.finished.set()
+            self.ready.set()
+
+    def _on_record(self, record: dict[str, Any]) -> None:
+        """Between iterations (worker thread): keep the record, serve pending save requests."""
+        self.record = record
+        self.preview = self.session.trainer.preview()
+        if self._save_requested.is_set():
+            self._save_requested.clear()
+            self.session.save("latest.pt")
+
+    def _on_checkpoint(self, path: Path) -> None:
+        """Announce a written checkpoint."""
+        with self._saved:
+            self._last_saved = path
+            self._saved.notify_all()
+        self.checkpoint_pub.publish(String(data=str(path.resolve())))
+
+    def _publish_progress(self) -> None:
+        """Progress as key/values, plus the latest nominal camera frame."""
+        record = self.record
+        values = [KeyValue(key=k, value=str(record[k])) for k in PROGRESS_KEYS if k in record]
+        if self.session is not None:
+            values.append(KeyValue(key="run_dir", value=str(self.session.run_dir)))
+        level = DiagnosticStatus.ERROR if self.error else DiagnosticStatus.OK
+        message = self.error or ("finished" if self.finished.is_set() else "training")
+        self.progress_pub.publish(
+            DiagnosticStatus(level=level, name="sdpg_trainer", message=message, values=values)
+        )
+        frame = getattr(self, "preview", None)
+        if frame is not None:
+            msg = to_msg(frame)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.preview_pub.publish(msg)
+
+    def _save(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Save latest.pt after the current iteration; answer with its path."""
+        self.ready.wait(timeout=120.0)
+        if self.finished.is_set() or self.session is None:
+            response.success, response.message = False, "training is not running"
+            return response
+        with self._saved:
+            self._last_saved = None
+            self._save_requested.set()
+            saved = self._saved.wait_for(lambda: self._last_saved is not None, timeout=120.0)
+        response.success = bool(saved)
+        response.message = str(self._last_saved) if saved else "timed out waiting for a save"
+        return response
+
+    def _stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Finish the current iteration, save, evaluate and end training."""
+        self._request_stop()
+        response.success, response.message = True, "stopping after this iteration"
+        return response
+
+    def close(self) -> None:
+        """Stop training (saving latest.pt) and wait for the worker to finish."""
+        self._request_stop()
+        self.worker.join()
+
+    def _request_stop(self) -> None:
+        """Ask the session to end after its current iteration (or before it starts)."""
+        self.stop_requested = True
+        if self.session is not None:
+            self.session.stop_requested = True
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``trainer_node``: exits when training ends or on SIGINT."""
+    nodes: list[TrainerNode] = []
+
+    def build() -> TrainerNode:
+        nodes.append(TrainerNode())
+        return nodes[0]
+
+    return run_nodes([build], args, until=lambda: bool(nodes) and nodes[0].finished.is_set())

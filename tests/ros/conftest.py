@@ -1,0 +1,58 @@
+"""Real rclpy fixtures: a fresh context per test and a helper to spin until a condition."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+
+
+class Graph:
+    """A private rclpy context with an executor; nodes added here spin in ``spin_until``."""
+
+    def __init__(self) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.nodes: list = []
+
+    def add(self, node):
+        """Spin ``node`` with the others; returns it."""
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Spin until ``predicate()`` is true or ``timeout`` seconds pass; returns the predicate."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        """Spin for a fixed time."""
+        self.spin_until(lambda: False, seconds)
+
+    def close(self) -> None:
+        """Destroy nodes and shut the context down."""
+        for node in self.nodes:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        self.executor.shutdown()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def graph():
+    """An isolated ROS 2 graph for one test."""
+    g = Graph()
+    yield g
+    g.close()

@@ -1,0 +1,98 @@
+"""trainer_node on a real ROS 2 graph: progress, preview, checkpoint paths, save and stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from sdpg_ros.common import ParameterError
+from sdpg_ros.trainer_node import LATCHED_QOS, TrainerNode
+
+TINY = [
+    "algo.num_nominal=2",
+    "algo.num_perturbations=3",
+    "algo.horizon=4",
+    "env.image_size=32",
+    "model.encoder_channels=8",
+    "model.encoder_features=32",
+    "run.eval_episodes=2",
+    "run.checkpoint_interval=2",
+    "run.video=false",
+]
+
+
+def trainer(graph, tmp_path: Path, iterations: int) -> TrainerNode:
+    """A trainer node on the test graph with a tiny config."""
+    params = {
+        "task": "reacher",
+        "overrides": TINY,
+        "iterations": iterations,
+        "out": str(tmp_path / "run"),
+        "progress_rate_hz": 20.0,
+    }
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    return graph.add(TrainerNode(context=graph.context, parameter_overrides=overrides))
+
+
+def listener(graph) -> tuple[Node, dict[str, list]]:
+    """A node recording progress, previews and checkpoint paths."""
+    node = graph.add(Node("listener", context=graph.context))
+    got: dict[str, list] = {"progress": [], "preview": [], "checkpoint": []}
+    node.create_subscription(DiagnosticStatus, "trainer/progress", got["progress"].append, 10)
+    node.create_subscription(Image, "trainer/preview", got["preview"].append, 10)
+    node.create_subscription(String, "trainer/checkpoint", got["checkpoint"].append, LATCHED_QOS)
+    return node, got
+
+
+def call(graph, node: Node, name: str) -> Trigger.Response:
+    """Call a Trigger service and spin until it answers."""
+    client = node.create_client(Trigger, name)
+    assert graph.spin_until(client.service_is_ready, 10.0), name
+    future = client.call_async(Trigger.Request())
+    assert graph.spin_until(future.done, 60.0), name
+    return future.result()
+
+
+def test_trainer_publishes_progress_preview_and_checkpoints(graph, tmp_path):
+    node = trainer(graph, tmp_path, iterations=6)
+    _, got = listener(graph)
+    assert graph.spin_until(node.finished.is_set, 120.0)
+    assert graph.spin_until(lambda: got["checkpoint"] and got["preview"], 10.0)
+    paths = {Path(m.data) for m in got["checkpoint"]}
+    assert all(p.is_file() for p in paths)
+    assert {p.name for p in paths} >= {"latest.pt"}
+    keys = {kv.key for m in got["progress"] for kv in m.values}
+    assert {"iteration", "env_steps", "run_dir"} <= keys
+    assert (got["preview"][-1].height, got["preview"][-1].width) == (32, 32)
+    assert node.summary is not None and node.summary["iterations"] == 6
+    assert node.error is None
+
+
+def test_save_and_stop_services(graph, tmp_path):
+    node = trainer(graph, tmp_path, iterations=100000)
+    client_node, _ = listener(graph)
+    saved = call(graph, client_node, "/trainer_node/save")
+    assert saved.success and Path(saved.message).is_file(), saved.message
+    stopped = call(graph, client_node, "/trainer_node/stop")
+    assert stopped.success
+    assert graph.spin_until(node.finished.is_set, 60.0)
+    assert node.summary["iterations"] < 100000
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()
+
+
+def test_bad_configuration_names_the_problem(graph, tmp_path):
+    with pytest.raises(ParameterError, match=r"algo\.horizonn"):
+        TrainerNode(
+            context=graph.context,
+            parameter_overrides=[
+                Parameter("overrides", value=["algo.horizonn=3"]),
+                Parameter("out", value=str(tmp_path / "bad")),
+            ],
+        )
