@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: run test lint bench-core venv clean
+.PHONY: run test lint bench-core bench-ros venv clean
 
 venv: $(STAMP)
 
@@ -19,8 +19,12 @@ $(STAMP): requirements.txt setup.py setup.cfg
 		--no-build-isolation -e .
 	touch $(STAMP)
 
+RUN_DIR ?= runs/reacher-make-run
+
 run: $(STAMP)
-	$(BIN)/sdpg train --task reacher --out runs/reacher-make-run
+	$(BIN)/sdpg train --task reacher --out $(RUN_DIR)
+	$(BIN)/sdpg-ros deploy --backend sim --checkpoint $(RUN_DIR)/checkpoints/best.pt \
+		--episodes 32 --report $(RUN_DIR)/deploy_report.json --compare $(RUN_DIR)/summary.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +34,9 @@ test: $(STAMP) lint
 
 bench-core: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+
+bench-ros: $(STAMP)
+	$(BIN)/python benchmarks/bench_ros_latency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -77,6 +77,7 @@ class Actor(nn.Module):
         self.head = mlp(features, cfg.actor_hidden, spec.action_dim)
         self.log_sigma = nn.Parameter(torch.zeros(spec.action_dim))
         self.apply(orthogonal_init)
+        nn.init.orthogonal_(self.head[-1].weight, 0.01)  # initial mean ~ 0: explore around it
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs [n, ...] -> (mu [n, A], log_sigma [n, A]), unclamped."""

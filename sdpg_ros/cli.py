@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
+    deploy.add_argument("--compare", help="summary.json of sdpg train: print the success gap")
     deploy.add_argument("--seed", type=int, default=0, help="sim: initial-state seed")
     deploy.add_argument("--device", default="cpu")
     return parser
@@ -102,6 +103,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     code = run_nodes(built, None, until)
     report = deploy_report(nodes, time.monotonic() - start)
+    if args.compare:
+        report["in_process_success_rate"] = json.loads(Path(args.compare).read_text()).get(
+            "success_rate"
+        )
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
     print(summary_line(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,10 +13,13 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 
 SENSOR_QOS: QoSProfile = qos_profile_sensor_data  # best effort, keep last 5
 RELIABLE_QOS = QoSProfile(depth=10)
+# Latched: a late subscriber still gets the last message (checkpoint paths).
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class ParameterError(ValueError):
@@ -108,7 +112,8 @@ def run_nodes(
 ) -> int:
     """Init rclpy, build nodes, spin them on a MultiThreadedExecutor until SIGINT/SIGTERM
     (or until ``until()`` is true)."""
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: list[Node] = []
     try:
         nodes = [factory() for factory in factories]
@@ -129,4 +134,12 @@ def run_nodes(
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+    """SIGINT/SIGTERM: leave the spin loop with the context alive, so nodes can close safely
+    (the bridge publishes its safe command, the trainer saves) before rclpy shuts down."""
+    raise KeyboardInterrupt

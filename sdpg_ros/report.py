@@ -59,4 +59,7 @@ def summary_line(report: dict[str, Any]) -> str:
         f"commands={report['commands']}",
         f"rejected={report['rejected']}",
     ]
+    reference = report.get("in_process_success_rate")
+    if reference is not None and success is not None:
+        parts.append(f"in_process_success={reference:.0%} gap={100 * (success - reference):+.0f}pt")
     return " ".join(p for p in parts if p)

@@ -16,7 +16,6 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -24,10 +23,16 @@ from std_srvs.srv import Trigger
 from sdpg_core.cli import default_run_dir, resolve_train_config
 from sdpg_core.config import ConfigError
 from sdpg_core.runner import TrainingSession
-from sdpg_ros.common import RELIABLE_QOS, ParameterError, declare, require, run_nodes
+from sdpg_ros.common import (
+    LATCHED_QOS,
+    RELIABLE_QOS,
+    ParameterError,
+    declare,
+    require,
+    run_nodes,
+)
 from sdpg_ros.image_conversion import to_msg
 
-LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 PROGRESS_KEYS = (
     "iteration",
     "env_steps",

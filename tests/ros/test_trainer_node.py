@@ -12,8 +12,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from sdpg_ros.common import ParameterError
-from sdpg_ros.trainer_node import LATCHED_QOS, TrainerNode
+from sdpg_ros.common import LATCHED_QOS, ParameterError
+from sdpg_ros.trainer_node import TrainerNode
 
 TINY = [
     "algo.num_nominal=2",

@@ -57,7 +57,7 @@ class Reacher(Task):
             contype=0,
             conaffinity=0,
         )
-        world.add_camera(name="top", pos=[0, 0, 0.75], fovy=46.0)
+        world.add_camera(name="top", pos=[0, 0, 0.75], fovy=40.0)
         for geom in spec.geoms:
             if geom.type != mujoco.mjtGeom.mjGEOM_PLANE:
                 geom.contype, geom.conaffinity = 0, 0

@@ -1,0 +1,220 @@
+"""One simulated robot of a registered task, commanded in physical units (ROS-free sim core).
+
+The robot is env 0 of the training ``MujocoBatchEnv`` (same model, same reset distribution,
+same reward and success), driven the way ros2_control drives hardware: a held command per
+actuated joint, efforts in N·m (or N) for motors, positions for position servos.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sdpg_core.config import EnvConfig
+from sdpg_core.envs.registry import make_env
+from sdpg_core.envs.render import PixelRenderer
+
+FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+EFFORT, POSITION = "effort", "position"
+
+
+class CommandError(ValueError):
+    """A malformed robot command; ``reason`` is a short key (``length``, ``nonfinite``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class JointStateSample:
+    """Actuated joints in action order: positions, velocities and actuator efforts."""
+
+    names: tuple[str, ...]
+    position: np.ndarray  # float64 [A]
+    velocity: np.ndarray  # float64 [A]
+    effort: np.ndarray  # float64 [A], generalised actuator force on each joint
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A finished episode."""
+
+    index: int
+    episode_return: float
+    success: bool | None  # None for tasks without a success criterion
+    steps: int
+
+    def as_dict(self) -> dict:
+        """Plain dict for reports and status messages."""
+        return {
+            "episode": self.index,
+            "return": self.episode_return,
+            "success": self.success,
+            "steps": self.steps,
+        }
+
+
+def actuator_kind(model: mujoco.MjModel, i: int) -> str:
+    """``effort`` for a joint motor, ``position`` for a joint position servo; else ValueError."""
+    name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
+    if model.actuator_trntype[i] != int(mujoco.mjtTrn.mjTRN_JOINT):
+        raise ValueError(f"actuator {name!r} does not drive a joint")
+    fixed_gain = model.actuator_gaintype[i] == int(mujoco.mjtGain.mjGAIN_FIXED)
+    bias, kp = model.actuator_biastype[i], model.actuator_gainprm[i, 0]
+    plain = model.actuator_dyntype[i] == int(mujoco.mjtDyn.mjDYN_NONE)
+    if fixed_gain and plain and bias == int(mujoco.mjtBias.mjBIAS_NONE):
+        return EFFORT
+    servo = model.actuator_biasprm[i, 0] == 0 and model.actuator_biasprm[i, 1] == -kp
+    if fixed_gain and bias == int(mujoco.mjtBias.mjBIAS_AFFINE) and servo:
+        return POSITION
+    raise ValueError(f"actuator {name!r} is neither a motor nor a position servo")
+
+
+def actuator_interface(model: mujoco.MjModel) -> str:
+    """The command interface shared by all actuators; ValueError when they differ."""
+    kinds = {actuator_kind(model, i) for i in range(model.nu)}
+    if len(kinds) != 1:
+        raise ValueError(f"actuators must share one command interface, found {sorted(kinds)}")
+    return kinds.pop()
+
+
+def command_scale(model: mujoco.MjModel, interface: str) -> np.ndarray:
+    """Per actuator: ctrl = command * scale (1 / (gear * gain) for efforts, gear for positions)."""
+    gear = model.actuator_gear[:, 0]
+    if interface == EFFORT:
+        return 1.0 / (gear * model.actuator_gainprm[:, 0])
+    return gear.copy()
+
+
+def pinhole(fovy_deg: float, width: int, height: int) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) in pixels of a MuJoCo camera (square pixels, centred, OpenCV origin)."""
+    fy = 0.5 * height / math.tan(math.radians(fovy_deg) / 2.0)
+    return fy, fy, (width - 1) / 2.0, (height - 1) / 2.0
+
+
+def release_gl_context() -> None:
+    """Detach this thread's EGL context so the next render may run on another thread."""
+    if os.environ.get("MUJOCO_GL") != "egl":
+        return
+    from mujoco import egl
+    from OpenGL import EGL
+
+    if egl.EGL_DISPLAY is not None:
+        none = EGL.EGL_NO_SURFACE
+        EGL.eglMakeCurrent(egl.EGL_DISPLAY, none, none, EGL.EGL_NO_CONTEXT)
+
+
+class SimRobot:
+    """Env 0 of a registered task with a held joint command, episodes and a camera.
+
+    Initial states come from the env's reset generator seeded with ``seed``: episode 0 starts
+    where ``evaluate(policy, 1, seed)`` starts, later episodes follow the same seeded stream.
+    """
+
+    def __init__(self, task: str, seed: int = 0, episode_steps: int = 0) -> None:
+        cfg = EnvConfig(task=task, episode_steps=episode_steps, physics_threads=1)
+        self.env = make_env(task, cfg, 1, render=False, seed=seed)
+        self.spec = self.env.spec
+        self.model = model = self.env.model
+        self.interface = actuator_interface(model)
+        self._scale = command_scale(model, self.interface)
+        self._low, self._high = model.actuator_ctrlrange.T.copy()
+        joints = model.actuator_trnid[:, 0]
+        self._qpos_ids, self._dof_ids = model.jnt_qposadr[joints], model.jnt_dofadr[joints]
+        self.fovy = float(model.cam_fovy[model.camera(self.spec.camera).id])
+        self._data = mujoco.MjData(model)
+        self._renderers: dict[int, PixelRenderer] = {}
+        self.total_steps = 0
+        self.episode = 0
+        self._return = 0.0
+        self.action = self.hold_action()
+
+    @property
+    def sim_time(self) -> float:
+        """Seconds of simulated time since construction (monotonic across episodes)."""
+        return self.total_steps * self.spec.control_dt
+
+    @property
+    def max_image_size(self) -> int:
+        """Largest square image the offscreen buffer can render."""
+        return int(min(self.model.vis.global_.offwidth, self.model.vis.global_.offheight))
+
+    def command_to_action(self, command: np.ndarray) -> np.ndarray:
+        """Command in physical units [A] -> env action in [-1, 1]; CommandError if malformed."""
+        values = np.asarray(command, dtype=np.float64).reshape(-1)
+        if values.shape != (self.model.nu,):
+            raise CommandError(
+                "length", f"expected {self.model.nu} {self.interface} values, got {values.size}"
+            )
+        if not np.isfinite(values).all():
+            raise CommandError("nonfinite", f"command contains NaN or inf: {values.tolist()}")
+        ctrl = np.clip(values * self._scale, self._low, self._high)
+        return (2.0 * (ctrl - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
+
+    def set_command(self, command: np.ndarray) -> None:
+        """Hold ``command`` (efforts or positions in joint order) until the next one."""
+        self.action = self.command_to_action(command)
+
+    def hold_action(self) -> np.ndarray:
+        """The action before any command: zero effort, or the current joint positions."""
+        if self.interface == EFFORT:
+            return self.command_to_action(np.zeros(self.model.nu))
+        qpos = self.env.physics[0, 1 : 1 + self.model.nq]
+        return self.command_to_action(qpos[self._qpos_ids])
+
+    def step(self) -> Episode | None:
+        """Advance one control step with the held command; returns the episode it ended."""
+        result = self.env.step(self.action[None])
+        self.total_steps += 1
+        self._return += float(result.reward[0])
+        if not (result.terminated[0] or result.truncated[0]):
+            return None
+        success = bool(result.info["success"][0]) if self.spec.has_success else None
+        episode = Episode(self.episode, self._return, success, int(self.env.steps[0]))
+        self.reset()
+        return episode
+
+    def reset(self) -> None:
+        """Start the next episode from the next seeded initial state; the command is released."""
+        self.env.reset(np.zeros(1, dtype=np.int64))
+        self.episode += 1
+        self._return = 0.0
+        self.action = self.hold_action()
+
+    def joint_state(self) -> JointStateSample:
+        """Positions, velocities and actuator efforts of the actuated joints."""
+        m, d = self.model, self._data
+        mujoco.mj_setState(m, d, self.env.physics[0], FULLPHYSICS)
+        d.ctrl[:] = self._low + (self.action.astype(np.float64) + 1.0) * 0.5 * (
+            self._high - self._low
+        )
+        mujoco.mj_forward(m, d)
+        return JointStateSample(
+            self.spec.joint_names,
+            d.qpos[self._qpos_ids].copy(),
+            d.qvel[self._dof_ids].copy(),
+            d.qfrc_actuator[self._dof_ids].copy(),
+        )
+
+    def image(self, size: int) -> np.ndarray:
+        """RGB uint8 [size, size, 3] from the task camera, rendered exactly like training."""
+        try:
+            if size not in self._renderers:
+                self._renderers[size] = PixelRenderer(
+                    self.model, self.env.task, 1, size, 1, self.spec.camera
+                )
+            return self._renderers[size].render(self.env.physics[:1], self.env.extras[:1])[0]
+        finally:
+            release_gl_context()
+
+    def close(self) -> None:
+        """Free the renderers and the env."""
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self.env.close()

@@ -1,0 +1,278 @@
+"""``sim_backend``: the MuJoCo task behind the topics of a real robot with ros2_control + camera.
+
+Publishes ``/clock`` (sim time), ``joint_states``, ``camera/image_raw`` + ``camera/camera_info``
+and ``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
+tasks without a success criterion); takes ros2_control-style
+commands on ``<controller>/commands`` (Float64MultiArray, held until the next one) and
+optionally ``<controller>/joint_trajectory``; ``~/reset`` starts a new episode.
+
+Each timer tick applies the latest command, steps the physics one control step and publishes
+the new state (the first tick publishes the initial state), so a policy that answers within
+one tick acts on the frame of the step it controls, as in training.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.node import Node
+from rclpy.time import Time
+from rclpy.validate_topic_name import validate_topic_name
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from sdpg_core.envs.registry import get_task
+from sdpg_core.sim import POSITION, CommandError, Episode, SimRobot, pinhole
+from sdpg_ros.common import (
+    RELIABLE_QOS,
+    Counters,
+    Diagnostics,
+    ParameterError,
+    declare,
+    require,
+    run_nodes,
+)
+from sdpg_ros.image_conversion import to_msg
+
+NODE_NAME = "sim_backend"
+
+
+def require_topic(parameter: str, name: str) -> None:
+    """Raise ParameterError naming ``parameter`` unless ``name`` is a valid topic name."""
+    try:
+        validate_topic_name(name)
+    except InvalidTopicNameException as err:
+        raise ParameterError(f"parameter '{parameter}': invalid topic name {name!r}") from err
+
+
+def camera_info(fovy_deg: float, size: int) -> CameraInfo:
+    """Pinhole CameraInfo (no distortion) of a square MuJoCo camera image."""
+    fx, fy, cx, cy = pinhole(fovy_deg, size, size)
+    msg = CameraInfo(height=size, width=size, distortion_model="plumb_bob")
+    msg.header.frame_id = "camera"
+    msg.d = [0.0] * 5
+    msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def task_status(task: str, episode: Episode) -> DiagnosticStatus:
+    """The ``task_status`` message of a finished episode."""
+    values = {
+        "task": task,
+        "episode": str(episode.index),
+        "return": f"{episode.episode_return:.6g}",
+        "success": "true" if episode.success else "false",
+        "steps": str(episode.steps),
+    }
+    return DiagnosticStatus(
+        level=DiagnosticStatus.OK,
+        name="task_status",
+        message=f"episode {episode.index} ended",
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
+
+
+class SimBackend(Node):
+    """Steps one ``SimRobot`` on a timer and exposes it like ros2_control hardware + camera."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self.robot = SimRobot(self.task, self.seed, self.episode_steps)
+        limit = self.robot.max_image_size
+        if self.image_size > limit:
+            self.robot.close()
+            raise ParameterError(f"parameter 'image_size': must be <= {limit} for this model")
+        self.counters = Counters(self)
+        self.episodes: list[dict[str, Any]] = []
+        self._info = camera_info(self.robot.fovy, self.image_size)
+        self._last_frame = -1
+        self._started = False
+        self._closing, self._closed = threading.Lock(), False  # close() vs a running tick
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._make_interfaces()
+        period = self.robot.spec.control_dt / self.real_time_factor
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.timer = self.create_timer(period, self._tick, self._group, clock=steady)
+        self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
+
+    def _declare_parameters(self) -> None:
+        """Declare, read and validate the parameters (ParameterError names the bad one)."""
+        self.task = declare(self, "task", "reacher", "registered task (pixel or _state variant)")
+        self.seed = declare(self, "seed", 0, "seed of the episodes' initial states")
+        self.image_size = declare(self, "image_size", 64, "camera image height = width, px")
+        self.camera_rate_hz = declare(
+            self, "camera_rate_hz", 0.0, "camera frame rate in sim time; 0 = every control step"
+        )
+        self.real_time_factor = declare(
+            self, "real_time_factor", 1.0, "sim seconds per wall second (> 0)"
+        )
+        self.publish_clock = declare(self, "publish_clock", True, "publish sim time on /clock")
+        self.command_topic = declare(
+            self, "command_topic", "effort_controller/commands", "Float64MultiArray commands"
+        )
+        self.trajectory_topic = declare(
+            self, "trajectory_topic", "", "JointTrajectory commands ('' = off)"
+        )
+        self.episode_steps = declare(self, "episode_steps", 0, "episode length; 0 = task default")
+        try:
+            get_task(self.task)
+        except KeyError as err:
+            raise ParameterError(f"parameter 'task': {err.args[0]}") from err
+        require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        require(self.image_size > 0, "image_size", f"must be > 0, got {self.image_size}")
+        require(self.camera_rate_hz >= 0.0, "camera_rate_hz", "must be >= 0 (0 = every step)")
+        require(self.real_time_factor > 0.0, "real_time_factor", "must be > 0")
+        require_topic("command_topic", self.command_topic)
+        if self.trajectory_topic:
+            require_topic("trajectory_topic", self.trajectory_topic)
+        require(self.episode_steps >= 0, "episode_steps", "must be >= 0 (0 = task default)")
+
+    def _make_interfaces(self) -> None:
+        """Publishers, command subscriptions and the reset service (one exclusive group)."""
+        group = self._group
+        self.clock_pub = self.create_publisher(ClockMsg, "/clock", RELIABLE_QOS)
+        self.joint_pub = self.create_publisher(JointState, "joint_states", RELIABLE_QOS)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", RELIABLE_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", RELIABLE_QOS)
+        self.status_pub = self.create_publisher(DiagnosticStatus, "task_status", RELIABLE_QOS)
+        self.create_subscription(
+            Float64MultiArray,
+            self.command_topic,
+            self._on_command,
+            RELIABLE_QOS,
+            callback_group=group,
+        )
+        if self.trajectory_topic:
+            self.create_subscription(
+                JointTrajectory,
+                self.trajectory_topic,
+                self._on_trajectory,
+                RELIABLE_QOS,
+                callback_group=group,
+            )
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
+
+    def _command(self, values: Any) -> None:
+        """Hold a command in joint order, or count it as rejected (the last good one stays)."""
+        try:
+            self.robot.set_command(values)
+        except CommandError as err:
+            self.counters.reject(err.reason, str(err))
+            return
+        self.counters.add("commands")
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        """forward_command_controller semantics: one value per joint, held."""
+        self._command(list(msg.data))
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        """Target the first point: its positions (position servos) or efforts (motors)."""
+        names = list(self.robot.spec.joint_names)
+        if not msg.points or sorted(msg.joint_names) != sorted(names):
+            detail = f"joints {list(msg.joint_names)} with {len(msg.points)} points"
+            self.counters.reject("trajectory", f"need one point for joints {names}, got {detail}")
+            return
+        point = msg.points[0]
+        values = point.positions if self.robot.interface == POSITION else point.effort
+        if len(values) != len(names):
+            self._command(list(values))  # counted as a length error
+            return
+        order = [list(msg.joint_names).index(name) for name in names]
+        self._command([values[i] for i in order])
+
+    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Abandon the running episode and start the next one (command released)."""
+        self.robot.reset()
+        self.counters.add("resets")
+        response.success = True
+        response.message = f"episode {self.robot.episode} started"
+        return response
+
+    def _tick(self) -> None:
+        """Step once with the held command (not on the first tick), then publish the state."""
+        with self._closing:
+            if not self._closed:
+                self._advance()
+
+    def _advance(self) -> None:
+        """One tick's work: step (after the first tick) and publish."""
+        if self._started:
+            episode = self.robot.step()
+            if episode is not None:
+                self._end_episode(episode)
+        self._started = True
+        self._publish_state()
+
+    def _end_episode(self, episode: Episode) -> None:
+        """Record a finished episode and publish its ``task_status``."""
+        self.episodes.append(episode.as_dict())
+        self.counters.add("episodes")
+        if episode.success:
+            self.counters.add("successes")
+        self.status_pub.publish(task_status(self.task, episode))
+
+    def _stamp(self, sim_ns: int) -> Any:
+        """Stamp for this state: sim time under use_sim_time, else the node clock."""
+        if self.get_parameter("use_sim_time").value:
+            return Time(nanoseconds=sim_ns).to_msg()
+        return self.get_clock().now().to_msg()
+
+    def _publish_state(self) -> None:
+        """Publish /clock, joint_states and (when due) the camera image + info."""
+        sim_ns = round(self.robot.sim_time * 1e9)
+        if self.publish_clock:
+            self.clock_pub.publish(ClockMsg(clock=Time(nanoseconds=sim_ns).to_msg()))
+        stamp = self._stamp(sim_ns)
+        state = self.robot.joint_state()
+        joints = JointState(name=list(state.names))
+        joints.header.stamp = stamp
+        joints.position, joints.velocity = state.position.tolist(), state.velocity.tolist()
+        joints.effort = state.effort.tolist()
+        self.joint_pub.publish(joints)
+        if self._camera_due(sim_ns):
+            image = to_msg(self.robot.image(self.image_size), frame_id="camera")
+            image.header.stamp = self._info.header.stamp = stamp
+            self.image_pub.publish(image)
+            self.info_pub.publish(self._info)
+            self.counters.add("frames")
+
+    def _camera_due(self, sim_ns: int) -> bool:
+        """Whether a camera frame is due at ``sim_ns`` (every step when camera_rate_hz is 0)."""
+        if self.camera_rate_hz <= 0.0:
+            return True
+        frame = math.floor(sim_ns * 1e-9 * self.camera_rate_hz + 1e-9)
+        due, self._last_frame = frame > self._last_frame, max(frame, self._last_frame)
+        return due
+
+    def _diagnostic_values(self) -> dict[str, Any]:
+        """Extra values for /diagnostics."""
+        return {"task": self.task, "episode": self.robot.episode, "sim_time": self.robot.sim_time}
+
+    def close(self) -> None:
+        """Stop stepping (waiting for a running tick) and free the renderer and physics."""
+        self.timer.cancel()
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self.robot.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point ``sim_backend``."""
+    return run_nodes([SimBackend], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

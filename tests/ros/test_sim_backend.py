@@ -1,0 +1,163 @@
+"""sim_backend over real rclpy: the topics of a robot with ros2_control and a camera."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from sdpg_ros.common import RELIABLE_QOS, SENSOR_QOS, ParameterError, stamp_to_ns
+from sdpg_ros.image_conversion import to_numpy
+from sdpg_ros.sim_backend import SimBackend
+from tests.ros.helpers import Collector
+
+
+def backend(graph, **params) -> SimBackend:
+    """A sim_backend in ``graph`` with fast defaults overridden by ``params``."""
+    values = {"image_size": 32, "real_time_factor": 20.0, **params}
+    overrides = [Parameter(k, value=v) for k, v in values.items()]
+    return graph.add(SimBackend(context=graph.context, parameter_overrides=overrides))
+
+
+def probe(graph) -> Node:
+    """A plain test node in ``graph``."""
+    return graph.add(Node("probe", context=graph.context))
+
+
+def test_publishes_camera_joint_states_and_clock(graph):
+    sim = backend(graph)
+    node = probe(graph)
+    images = Collector(node, Image, "camera/image_raw", SENSOR_QOS)
+    infos = Collector(node, CameraInfo, "camera/camera_info", SENSOR_QOS)
+    joints = Collector(node, JointState, "joint_states", RELIABLE_QOS)
+    clock = Collector(node, Clock, "/clock", RELIABLE_QOS)
+    assert graph.spin_until(lambda: min(len(images), len(infos), len(joints), len(clock)) >= 3)
+    image = images.last
+    assert (image.encoding, image.height, image.width, image.header.frame_id) == (
+        "rgb8",
+        32,
+        32,
+        "camera",
+    )
+    assert to_numpy(image).std() > 0  # a real rendering, not a blank frame
+    stamps = {stamp_to_ns(m.header.stamp) for m in infos.messages}
+    assert stamp_to_ns(image.header.stamp) in stamps
+    info = infos.last
+    focal = 16 / math.tan(math.radians(sim.robot.fovy) / 2)
+    np.testing.assert_allclose(info.k, [focal, 0, 15.5, 0, focal, 15.5, 0, 0, 1])
+    assert list(joints.last.name) == ["shoulder", "elbow"] and len(joints.last.effort) == 2
+    ticks = [stamp_to_ns(m.clock) for m in clock.messages]
+    assert all(b - a == 40_000_000 for a, b in itertools.pairwise(ticks))
+    assert sim.counters.as_dict()["frames"] >= 3
+
+
+def test_effort_command_moves_the_joints_and_bad_ones_are_ignored(graph):
+    sim = backend(graph, episode_steps=1000)
+    node = probe(graph)
+    joints = Collector(node, JointState, "joint_states", RELIABLE_QOS)
+    pub = node.create_publisher(Float64MultiArray, "effort_controller/commands", RELIABLE_QOS)
+    assert graph.spin_until(lambda: len(joints) >= 2 and pub.get_subscription_count() == 1)
+    rest = joints.last
+    assert not np.any(rest.velocity) and not np.any(rest.effort)  # unpowered arm at rest
+    command = [0.05, -0.05]
+    pub.publish(Float64MultiArray(data=command))
+    assert graph.spin_until(lambda: sim.counters.as_dict().get("commands") == 1)
+    held = sim.robot.action.copy()
+    pub.publish(Float64MultiArray(data=[0.05]))
+    pub.publish(Float64MultiArray(data=[float("nan"), 0.0]))
+    assert graph.spin_until(lambda: sim.counters.as_dict().get("rejected") == 2)
+    counts = sim.counters.as_dict()
+    assert counts["rejected/length"] == 1 and counts["rejected/nonfinite"] == 1
+    np.testing.assert_array_equal(sim.robot.action, held)
+
+    def powered() -> list[JointState]:
+        return [m for m in joints.messages if np.allclose(m.effort, command, atol=1e-9)]
+
+    assert graph.spin_until(lambda: len(powered()) >= 3)
+    first = powered()[0]  # one control step after the command, starting from rest
+    assert np.dot(first.velocity, command) > 0  # the efforts do positive work
+    assert np.abs(np.subtract(powered()[-1].position, rest.position)).max() > 1e-3
+
+
+def test_trajectory_commands_are_mapped_by_joint_name(graph):
+    sim = backend(graph, episode_steps=1000, trajectory_topic="effort_controller/joint_trajectory")
+    node = probe(graph)
+    pub = node.create_publisher(JointTrajectory, "effort_controller/joint_trajectory", RELIABLE_QOS)
+    assert graph.spin_until(lambda: pub.get_subscription_count() == 1)
+    point = JointTrajectoryPoint(effort=[-0.025, 0.0125])  # elbow, shoulder
+    pub.publish(JointTrajectory(joint_names=["elbow", "shoulder"], points=[point]))
+    pub.publish(JointTrajectory(joint_names=["elbow", "wrist"], points=[point]))
+    assert graph.spin_until(lambda: sim.counters.as_dict().get("rejected/trajectory") == 1)
+    assert sim.counters.as_dict()["commands"] == 1
+    np.testing.assert_allclose(sim.robot.action, [0.25, -0.5])
+
+
+def test_reset_service_starts_a_new_episode(graph):
+    sim = backend(graph, episode_steps=1000)
+    node = probe(graph)
+    client = node.create_client(Trigger, "sim_backend/reset")
+    assert graph.spin_until(lambda: client.service_is_ready() and sim.robot.total_steps > 0)
+    before = sim.robot.joint_state().position
+    future = client.call_async(Trigger.Request())
+    assert graph.spin_until(future.done)
+    assert future.result().success and "episode 1" in future.result().message
+    assert sim.robot.episode == 1 and sim.counters.as_dict()["resets"] == 1
+    assert not np.allclose(sim.robot.joint_state().position, before)
+
+
+def test_task_status_at_each_episode_end(graph):
+    sim = backend(graph, episode_steps=3)
+    node = probe(graph)
+    status = Collector(node, DiagnosticStatus, "task_status", RELIABLE_QOS)
+    assert graph.spin_until(lambda: len(status) >= 2)
+    first, second = status.messages[:2]
+    values = {kv.key: kv.value for kv in first.values}
+    assert first.name == "task_status" and values["task"] == "reacher" and values["steps"] == "3"
+    episode = sim.episodes[int(values["episode"])]
+    assert values["success"] == ("true" if episode["success"] else "false")
+    assert float(values["return"]) == pytest.approx(episode["return"], rel=1e-5)
+    assert {kv.key: kv.value for kv in second.values}["episode"] == str(episode["episode"] + 1)
+    assert sim.counters.as_dict()["episodes"] == len(sim.episodes) >= 2
+
+
+def test_sim_time_stamps_and_camera_rate(graph):
+    backend(graph, use_sim_time=True, camera_rate_hz=12.5)
+    node = probe(graph)
+    images = Collector(node, Image, "camera/image_raw", SENSOR_QOS)
+    joints = Collector(node, JointState, "joint_states", RELIABLE_QOS)
+    assert graph.spin_until(lambda: len(images) >= 3)
+    stamps = [stamp_to_ns(m.header.stamp) for m in images.messages]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert gaps and all(g > 0 and g % 80_000_000 == 0 for g in gaps)  # every 2nd step
+
+    def joint_stamps():
+        return {stamp_to_ns(m.header.stamp) for m in joints.messages}
+
+    assert graph.spin_until(lambda: stamps[-1] in joint_stamps())
+    assert all(t % 40_000_000 == 0 for t in joint_stamps())
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"real_time_factor": 0.0}, "real_time_factor"),
+        ({"task": "nope"}, "task"),
+        ({"image_size": 0}, "image_size"),
+        ({"command_topic": "bad topic"}, "command_topic"),
+        ({"camera_rate_hz": -1.0}, "camera_rate_hz"),
+    ],
+)
+def test_invalid_parameters_are_named(graph, params, name):
+    with pytest.raises(ParameterError, match=f"parameter '{name}'"):
+        SimBackend(
+            context=graph.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+        )

@@ -1,0 +1,387 @@
+"""Command safety: hand-worked numbers and property tests (limits, rate, ramp, e-stop, hold)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sdpg_core.robot import JointLimits, load_robot
+from sdpg_core.safety import (
+    CommandGuard,
+    Limits,
+    action_to_command,
+    command_bounds,
+    final_command,
+    hold_target,
+    limit,
+    make_guard,
+    measured_by_name,
+    ramp_weight,
+    rate_limit,
+    reorder,
+    validate_action,
+)
+
+INF = math.inf
+EPS = 1e-9
+
+
+def vec(*values):
+    return np.array(values, dtype=np.float64)
+
+
+def guard_1d(interface="position", ramp_s=1.0, timeout_s=10.0, kd=0.01, bound=1.0, delta=0.1):
+    """One joint, bounds +-bound, scale 1, offset 0."""
+    limits = Limits(vec(-bound), vec(bound), vec(delta))
+    return CommandGuard(interface, limits, vec(1.0), vec(0.0), vec(kd), ramp_s, timeout_s)
+
+
+# Pure functions, hand-worked -------------------------------------------------------------------
+
+
+def test_command_bounds_per_interface():
+    joints = [JointLimits(-INF, INF, 0.05, 20.0), JointLimits(-2.8, 2.8, 0.05, 20.0)]
+    low, high = command_bounds("position", joints)
+    assert low.tolist() == [-INF, -2.8] and high.tolist() == [INF, 2.8]
+    low, high = command_bounds("velocity", joints)
+    assert low.tolist() == [-20.0, -20.0] and high.tolist() == [20.0, 20.0]
+    low, high = command_bounds("effort", joints)
+    assert low.tolist() == [-0.05, -0.05] and high.tolist() == [0.05, 0.05]
+
+
+def test_command_bounds_need_finite_effort_limit():
+    with pytest.raises(ValueError, match="finite URDF effort limit"):
+        command_bounds("effort", [JointLimits(-1.0, 1.0, INF, 1.0)])
+
+
+def test_action_to_command():
+    np.testing.assert_allclose(
+        action_to_command(vec(0.5, -1.0), vec(2.0, 1.0), vec(0.1, -0.2)), [1.1, -1.2]
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        (vec(1.0, -1.0), None),
+        (vec(0.0), "shape"),
+        (vec(0.0, np.nan), "non_finite"),
+        (vec(np.inf, 0.0), "non_finite"),
+        (vec(1.5, 0.0), "out_of_range"),
+    ],
+)
+def test_validate_action(action, reason):
+    assert validate_action(action, 2) == reason
+
+
+def test_reorder_by_name():
+    values, reason = reorder(["elbow", "shoulder"], [0.2, -0.1], ("shoulder", "elbow"))
+    assert reason == "" and values.tolist() == [-0.1, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("names", "values", "reason"),
+    [
+        (["shoulder"], [0.1], "names"),  # missing
+        (["shoulder", "wrist"], [0.1, 0.2], "names"),  # unknown
+        (["shoulder", "shoulder"], [0.1, 0.2], "names"),  # duplicate
+        (["shoulder", "elbow", "wrist"], [0.1, 0.2, 0.3], "names"),  # extra
+        (["shoulder", "elbow"], [0.1], "length"),
+    ],
+)
+def test_reorder_rejects(names, values, reason):
+    assert reorder(names, values, ("shoulder", "elbow")) == (None, reason)
+
+
+def test_measured_by_name_partial():
+    previous = vec(np.nan, np.nan)
+    out = measured_by_name(["gripper", "elbow"], [9.0, 0.3], ("shoulder", "elbow"), previous)
+    assert np.isnan(out[0]) and out[1] == 0.3
+    assert np.isnan(previous[1])  # not modified in place
+    # a JointState without velocities keeps the previous values
+    np.testing.assert_array_equal(measured_by_name(["elbow"], [], ("elbow",), vec(1.0)), [1.0])
+
+
+def test_rate_limit_and_limit():
+    np.testing.assert_allclose(
+        rate_limit(vec(1.0, -1.0, 0.05), vec(0, 0, 0), vec(0.3, 0.5, 0.1)), [0.3, -0.5, 0.05]
+    )
+    limits = Limits(vec(-1.0), vec(0.5), vec(0.2))
+    np.testing.assert_allclose(limit(vec(3.0), vec(0.4), limits), [0.5])  # clamp wins
+    np.testing.assert_allclose(limit(vec(-3.0), vec(0.4), limits), [0.2])  # then rate
+
+
+def test_ramp_weight():
+    assert ramp_weight(0.0, 2.0) == 0.0
+    assert ramp_weight(0.5, 2.0) == 0.25
+    assert ramp_weight(3.0, 2.0) == 1.0
+    assert ramp_weight(-1.0, 2.0) == 0.0
+    assert ramp_weight(0.0, 0.0) == 1.0
+
+
+def test_hold_targets():
+    last, velocity, kd = vec(0.3, -0.2), vec(2.0, np.nan), vec(0.01, 0.01)
+    np.testing.assert_array_equal(hold_target("position", last, velocity, kd), [0.3, -0.2])
+    np.testing.assert_array_equal(hold_target("velocity", last, velocity, kd), [0.0, 0.0])
+    np.testing.assert_allclose(hold_target("effort", last, velocity, kd), [-0.02, 0.0])
+    np.testing.assert_array_equal(final_command("position", last), [0.3, -0.2])
+    np.testing.assert_array_equal(final_command("effort", last), [0.0, 0.0])
+
+
+# CommandGuard, hand-worked ---------------------------------------------------------------------
+
+
+def test_position_ramp_from_measured_to_policy():
+    guard = guard_1d()  # ramp 1 s, max_delta 0.1, 10 Hz ticks: 0.1 per tick is never throttled
+    assert guard.start(vec(0.5)).tolist() == [0.5]
+    assert guard.accept(vec(-0.5), 0.0) is None
+    commands, modes = [], []
+    for k in range(12):
+        tick = guard.step(0.1 * k, vec(0.0))
+        commands.append(tick.command[0])
+        modes.append(tick.mode)
+    expected = [0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.3, -0.4, -0.5, -0.5]
+    np.testing.assert_allclose(commands, expected, atol=1e-12)
+    assert modes[:10] == ["ramp"] * 10 and modes[10:] == ["policy"] * 2
+
+
+def test_rate_limit_throttles_a_fast_ramp():
+    guard = guard_1d(ramp_s=0.0, delta=0.25)
+    guard.start(vec(0.0))
+    guard.accept(vec(1.0), 0.0)
+    commands = [guard.step(0.01 * k, vec(0.0)).command[0] for k in range(5)]
+    np.testing.assert_allclose(commands, [0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+def test_waiting_before_first_action_holds():
+    guard = guard_1d()
+    guard.start(vec(0.3))
+    tick = guard.step(0.0, vec(0.0))
+    assert (tick.mode, tick.command.tolist(), tick.watchdog) == ("waiting", [0.3], False)
+
+
+def test_watchdog_fires_once_and_holds_last_target():
+    guard = guard_1d(ramp_s=0.0, timeout_s=0.25)
+    guard.start(vec(0.0))
+    guard.accept(vec(0.05), 0.0)
+    ticks = [guard.step(t, vec(0.0)) for t in (0.1, 0.2, 0.3, 0.4)]
+    assert [t.mode for t in ticks] == ["policy", "policy", "watchdog", "watchdog"]
+    assert [t.watchdog for t in ticks] == [False, False, True, False]
+    assert [t.command[0] for t in ticks] == pytest.approx([0.05] * 4)
+    assert [t.new_action for t in ticks] == [True, False, False, False]
+
+
+def test_recovery_after_watchdog_ramps_from_the_held_command():
+    guard = guard_1d(ramp_s=1.0, timeout_s=0.15, delta=1.0)
+    guard.start(vec(0.0))
+    for t in (0.0, 0.1):
+        guard.accept(vec(0.8), t)
+        guard.step(t, vec(0.0))  # ramp: 0.0, then 0.08
+    held = guard.step(1.0, vec(0.0))
+    assert (held.mode, held.watchdog, held.command[0]) == ("watchdog", True, pytest.approx(0.08))
+    resumed = []
+    for t in (1.0, 1.5, 2.0):
+        guard.accept(vec(-0.8), t)
+        resumed.append(guard.step(t, vec(0.0)))
+    assert [t.mode for t in resumed] == ["ramp", "ramp", "policy"]
+    assert [t.command[0] for t in resumed] == pytest.approx([0.08, 0.08 + 0.5 * -0.88, -0.8])
+
+
+def test_clock_jumping_back_is_stale():
+    guard = guard_1d(ramp_s=0.0, timeout_s=0.25)
+    guard.start(vec(0.0))
+    guard.accept(vec(0.05), 100.0)
+    assert guard.step(100.0, vec(0.0)).mode == "policy"
+    assert guard.step(3.0, vec(0.0)).mode == "watchdog"  # e.g. the simulation was reset
+
+
+def test_velocity_hold_decays_to_zero_at_max_delta():
+    guard = guard_1d("velocity", ramp_s=0.0, timeout_s=0.05, delta=0.2)
+    guard.start(vec(np.nan))  # velocity/effort interfaces start from zero, no measurement needed
+    guard.accept(vec(0.5), 0.0)
+    commands = [guard.step(0.01 * k, vec(0.0)).command[0] for k in range(3)]
+    assert commands == pytest.approx([0.2, 0.4, 0.5])
+    held = [guard.step(1.0 + 0.01 * k, vec(0.0)).command[0] for k in range(4)]
+    assert held == pytest.approx([0.3, 0.1, 0.0, 0.0])
+
+
+def test_effort_hold_damps_measured_velocity():
+    guard = guard_1d("effort", kd=0.01, bound=0.05, delta=0.05)
+    guard.start(vec(np.nan))
+    assert guard.step(0.0, vec(2.0)).command.tolist() == pytest.approx([-0.02])
+    assert guard.step(0.1, vec(-10.0)).command.tolist() == pytest.approx([0.03])  # rate-limited
+    assert guard.step(0.2, vec(-10.0)).command.tolist() == pytest.approx([0.05])  # clamped
+    assert guard.step(0.3, vec(np.nan)).command.tolist() == pytest.approx([0.0])  # unknown: 0
+
+
+def test_e_stop_latches_until_reset_then_ramps_from_measured():
+    guard = guard_1d(ramp_s=1.0, timeout_s=0.5, delta=1.0)
+    guard.start(vec(0.0))
+    for t in (0.0, 0.5):
+        guard.accept(vec(0.4), t)
+        before = guard.step(t, vec(0.0)).command[0]
+    assert before == pytest.approx(0.2)  # half-way through the ramp
+    assert guard.trip() is True
+    assert guard.trip() is False  # already latched
+    for t in (1.0, 2.0, 3.0):  # fresh actions do not matter while latched
+        guard.accept(vec(-1.0), t)
+        tick = guard.step(t, vec(0.0))
+        assert (tick.mode, tick.command[0]) == ("e_stop", pytest.approx(before))
+    guard.reset(vec(-0.3))  # the arm drooped to -0.3: the next ramp starts there
+    stale = guard.step(9.0, vec(0.0))
+    assert (stale.mode, stale.command[0]) == ("watchdog", pytest.approx(before))
+    ramp = []
+    for t in (10.0, 10.5, 11.0):
+        guard.accept(vec(-1.0), t)
+        ramp.append(guard.step(t, vec(0.0)).command[0])
+    assert ramp == pytest.approx([-0.3, -0.65, -1.0])
+
+
+def test_position_needs_measurement():
+    guard = guard_1d()
+    with pytest.raises(ValueError, match="measured position"):
+        guard.start(vec(np.nan))
+    guard.start(vec(0.0))
+    guard.trip()
+    with pytest.raises(ValueError, match="measured position"):
+        guard.reset(vec(np.inf))
+    assert guard.latched
+
+
+def test_start_clamps_measured_outside_limits():
+    guard = guard_1d(bound=1.0)
+    assert guard.start(vec(1.3)).tolist() == [1.0]
+
+
+def test_rejected_action_changes_nothing():
+    guard = guard_1d(ramp_s=0.0)
+    guard.start(vec(0.0))
+    guard.accept(vec(0.05), 0.0)
+    assert guard.accept(vec(np.nan), 0.05) == "non_finite"
+    assert guard.accept(vec(2.0), 0.05) == "out_of_range"
+    tick = guard.step(0.05, vec(0.0))
+    assert tick.command.tolist() == pytest.approx([0.05])
+
+
+def test_make_guard_for_reacher():
+    robot = load_robot("reacher")
+    joints = [JointLimits(-INF, INF, 0.05, 20.0), JointLimits(-2.8, 2.8, 0.05, 20.0)]
+    guard = make_guard(robot, joints, ramp_s=0.0, timeout_s=0.1)
+    guard.start(vec(0.0, 0.0))
+    guard.accept(vec(0.5, -1.0), 0.0)
+    assert guard.step(0.0, vec(0.0, 0.0)).command == pytest.approx([0.025, -0.05])
+
+
+# Properties ------------------------------------------------------------------------------------
+
+finite = st.floats(-10, 10, allow_nan=False)
+anything = st.one_of(st.floats(-1, 1), st.floats(-5, 5), st.sampled_from([np.nan, np.inf, -np.inf]))
+
+
+@st.composite
+def guards(draw):
+    """A random guard (interface, limits, gains) and its joint count."""
+    n = draw(st.integers(1, 3))
+    interface = draw(st.sampled_from(["position", "velocity", "effort"]))
+    joints = []
+    for _ in range(n):
+        lower = draw(st.one_of(st.just(-INF), st.floats(-3, 1)))
+        upper = INF if lower == -INF else lower + draw(st.floats(0.01, 3))
+        joints.append(JointLimits(lower, upper, draw(st.floats(0.01, 5)), draw(st.floats(0.01, 5))))
+    low, high = command_bounds(interface, joints)
+
+    def floats(lo, hi):
+        return np.array(draw(st.lists(st.floats(lo, hi), min_size=n, max_size=n)))
+
+    limits = Limits(low, high, floats(0.01, 1.0))
+    guard = CommandGuard(
+        interface, limits, floats(-3, 3), floats(-3, 3), floats(0, 2),
+        draw(st.floats(0, 1)), draw(st.floats(0.01, 0.5)),
+    )  # fmt: skip
+    return guard, n
+
+
+def events(n):
+    """Actions (incl. NaN/inf/out of range), ticks, e-stop trips and resets."""
+    vector = st.lists(anything, min_size=n, max_size=n).map(np.array)
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("action"), vector),
+            st.tuples(st.just("tick"), st.floats(0, 0.3), vector),
+            st.tuples(st.just("trip")),
+            st.tuples(st.just("reset"), vector),
+        ),
+        max_size=60,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_commands_stay_within_limits_and_rate(data):
+    guard, n = data.draw(guards())
+    previous = guard.start(np.array(data.draw(st.lists(finite, min_size=n, max_size=n))))
+    assert np.all(previous >= guard.limits.low) and np.all(previous <= guard.limits.high)
+    now = 0.0
+    for event in data.draw(events(n)):
+        if event[0] == "action":
+            reason = guard.accept(event[1], now)
+            assert (reason is None) == bool(np.all(np.abs(event[1]) <= 1))
+        elif event[0] == "trip":
+            guard.trip()
+        elif event[0] == "reset":
+            try:
+                guard.reset(event[1])
+            except ValueError:
+                assert guard.interface == "position" and not np.all(np.isfinite(event[1]))
+        else:
+            now += event[1]
+            command = guard.step(now, event[2]).command
+            assert np.all(np.isfinite(command))
+            assert np.all(command >= guard.limits.low) and np.all(command <= guard.limits.high)
+            assert np.all(np.abs(command - previous) <= guard.limits.max_delta + EPS)
+            previous = command
+    final = guard.final()
+    assert np.all(final >= guard.limits.low) and np.all(final <= guard.limits.high)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_ramp_reaches_the_policy(data):
+    guard, n = data.draw(guards())
+    measured = np.array(data.draw(st.lists(finite, min_size=n, max_size=n)))
+    action = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=n, max_size=n)))
+    start = guard.start(measured)
+    policy = np.clip(guard.offset + guard.scale * action, guard.limits.low, guard.limits.high)
+    dt = 0.02
+    distance = np.max(np.abs(policy - start) / guard.limits.max_delta)
+    ticks = math.ceil(guard.ramp_s / dt) + math.ceil(distance) + 2
+    for k in range(ticks):
+        guard.accept(action, k * dt)
+        tick = guard.step(k * dt, np.zeros(n))
+    assert tick.mode == "policy"
+    np.testing.assert_allclose(tick.command, policy, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_e_stop_ignores_actions_until_reset(data):
+    guard, n = data.draw(guards())
+    measured = np.array(data.draw(st.lists(finite, min_size=n, max_size=n)))
+    quiet = CommandGuard(
+        guard.interface, guard.limits, guard.scale, guard.offset, guard.kd, guard.ramp_s,
+        guard.timeout_s,
+    )  # fmt: skip
+    for g in (guard, quiet):
+        g.start(measured)
+        g.trip()
+    now = 0.0
+    for event in data.draw(events(n)):
+        if event[0] == "action":
+            guard.accept(event[1], now)  # only one of the two sees actions
+        elif event[0] == "tick":
+            now += event[1]
+            a, b = guard.step(now, event[2]), quiet.step(now, event[2])
+            assert a.mode == b.mode == "e_stop"
+            np.testing.assert_array_equal(a.command, b.command)

@@ -1,0 +1,200 @@
+"""SimRobot: physical commands, episodes, training-identical images, seeded reproducibility."""
+
+import mujoco
+import numpy as np
+import pytest
+
+from sdpg_core.config import EnvConfig
+from sdpg_core.envs.registry import TASKS, make_env, register_task, task_names
+from sdpg_core.envs.tasks.reacher import Reacher
+from sdpg_core.sim import (
+    CommandError,
+    SimRobot,
+    actuator_interface,
+    command_scale,
+    pinhole,
+)
+
+
+def effort_for(robot: SimRobot, action: np.ndarray) -> np.ndarray:
+    """The motor efforts that the env applies for ``action`` (independent of SimRobot)."""
+    m = robot.model
+    low, high = m.actuator_ctrlrange.T
+    ctrl = low + (action + 1.0) * 0.5 * (high - low)
+    return ctrl * m.actuator_gear[:, 0] * m.actuator_gainprm[:, 0]
+
+
+def test_reacher_effort_commands_map_through_the_gear():
+    robot = SimRobot("reacher")
+    assert robot.interface == "effort" and robot.spec.joint_names == ("shoulder", "elbow")
+    np.testing.assert_allclose(robot.command_to_action([0.025, -0.0125]), [0.5, -0.25])
+    np.testing.assert_allclose(robot.command_to_action([0.2, -1.0]), [1.0, -1.0])  # clipped
+    robot.set_command([0.025, -0.0125])
+    np.testing.assert_allclose(robot.joint_state().effort, [0.025, -0.0125], atol=1e-12)
+    robot.set_command([0.2, 0.0])
+    np.testing.assert_allclose(robot.joint_state().effort, [0.05, 0.0], atol=1e-12)
+    robot.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ([0.01], "length"),
+        ([0.0, 0.0, 0.0], "length"),
+        ([np.nan, 0.0], "nonfinite"),
+        ([0.0, np.inf], "nonfinite"),
+    ],
+)
+def test_malformed_commands_are_refused_and_the_last_one_held(command, reason):
+    robot = SimRobot("reacher")
+    robot.set_command([0.01, 0.02])
+    held = robot.action.copy()
+    with pytest.raises(CommandError) as err:
+        robot.set_command(command)
+    assert err.value.reason == reason
+    np.testing.assert_array_equal(robot.action, held)
+    robot.close()
+
+
+def model_with(actuators: str) -> mujoco.MjModel:
+    """Two hinge joints driven by ``actuators`` (MJCF)."""
+    xml = f"""<mujoco><worldbody><body><joint name="a" axis="0 0 1"/><geom size=".1"/>
+      <body pos=".2 0 0"><joint name="b" axis="0 0 1"/><geom size=".1"/><site name="s"/></body>
+      </body></worldbody><actuator>{actuators}</actuator></mujoco>"""
+    return mujoco.MjModel.from_xml_string(xml)
+
+
+def test_actuator_interface_is_inferred_and_mixtures_refused():
+    motors = model_with('<motor joint="a" gear="2"/><motor joint="b" gear="4"/>')
+    assert actuator_interface(motors) == "effort"
+    np.testing.assert_allclose(command_scale(motors, "effort"), [0.5, 0.25])
+    servos = model_with('<position joint="a" kp="5"/><position joint="b" kp="3" kv="1"/>')
+    assert actuator_interface(servos) == "position"
+    np.testing.assert_allclose(command_scale(servos, "position"), [1.0, 1.0])
+    with pytest.raises(ValueError, match="share one command interface"):
+        actuator_interface(model_with('<motor joint="a"/><position joint="b" kp="1"/>'))
+    with pytest.raises(ValueError, match="neither a motor nor a position servo"):
+        actuator_interface(model_with('<motor joint="a"/><velocity joint="b" kv="1"/>'))
+    with pytest.raises(ValueError, match="does not drive a joint"):
+        actuator_interface(model_with('<motor joint="a"/><motor site="s" gear="1 0 0 0 0 0"/>'))
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_images_and_physics_equal_the_training_env(name):
+    """Same seed and same actions: SimRobot renders exactly the training env's frames."""
+    robot = SimRobot(name, seed=3)
+    env = make_env(name, EnvConfig(image_size=32), 1, render=True, seed=3)
+    rng = np.random.default_rng(0)
+    assert robot.interface == "effort"  # every registered task drives motors
+    for _ in range(3):
+        action = rng.uniform(-0.9, 0.9, robot.spec.action_dim).astype(np.float32)
+        robot.set_command(effort_for(robot, action))
+        np.testing.assert_allclose(robot.action, action, atol=1e-6)
+        robot.step()
+        env.step(robot.action[None])
+        np.testing.assert_array_equal(robot.env.physics, env.physics)
+        training_frame = env.observe()["pixels"][0, -3:].transpose(1, 2, 0)
+        np.testing.assert_array_equal(robot.image(32), training_frame)
+    robot.close()
+    env.close()
+
+
+def test_episodes_auto_reset_with_return_and_success():
+    robot = SimRobot("reacher", seed=5, episode_steps=4)
+    reference = make_env("reacher", EnvConfig(episode_steps=4), 1, render=False, seed=5)
+    robot.set_command([0.02, -0.01])
+    total = 0.0
+    for step in range(4):
+        action = robot.action.copy()
+        ended = robot.step()
+        result = reference.step(action[None])
+        total += float(result.reward[0])
+        assert (ended is None) == (step < 3)
+    assert ended.index == 0 and ended.steps == 4 and ended.success is False
+    assert ended.episode_return == pytest.approx(total)
+    reference.reset(np.array([0]))  # the next seeded initial state
+    np.testing.assert_array_equal(robot.env.physics, reference.physics)
+    assert robot.episode == 1 and robot.joint_state().effort.tolist() == [0.0, 0.0]
+    # Target on the fingertip, arm at rest and unpowered: every step is on target.
+    robot.env.extras[0] = robot.env.task.fingertip(robot.env.physics[:1, 1:3])[0]
+    episodes = [robot.step() for _ in range(4)]
+    assert episodes[-1].success is True and episodes[-1].episode_return > 0
+    assert episodes[-1].as_dict() == {
+        "episode": 1,
+        "return": episodes[-1].episode_return,
+        "success": True,
+        "steps": 4,
+    }
+    robot.close()
+    reference.close()
+
+
+def run(robot: SimRobot, steps: int) -> list[np.ndarray]:
+    """Joint positions over ``steps`` steps of a fixed command (crossing an episode end)."""
+    robot.set_command([0.03, -0.02])
+    out = []
+    for _ in range(steps):
+        robot.step()
+        out.append(robot.joint_state().position)
+    return out
+
+
+def test_seeded_reproducibility():
+    a, b, c = (SimRobot("reacher", seed=s, episode_steps=3) for s in (7, 7, 8))
+    first = run(a, 7)
+    np.testing.assert_array_equal(first, run(b, 7))
+    np.testing.assert_array_equal(a.image(32), b.image(32))
+    assert not np.allclose(first, run(c, 7))
+    for robot in (a, b, c):
+        robot.close()
+
+
+def test_camera_intrinsics_project_the_target_onto_its_pixels():
+    robot = SimRobot("reacher")
+    size = 96
+    robot.env.physics[0, 1:3] = [0.0, 0.0]  # arm along +x, away from the target
+    target = np.array([-0.05, 0.15])
+    robot.env.extras[0] = target
+    image = robot.image(size).astype(int)
+    red = (image[..., 0] > 150) & (image[..., 1] < 90) & (image[..., 2] < 90)
+    rows, cols = np.nonzero(red)
+    fx, fy, cx, cy = pinhole(robot.fovy, size, size)
+    depth = 0.75 - 0.02  # top camera height minus the target centre height
+    assert fx == fy and cx == cy == (size - 1) / 2
+    assert cols.mean() == pytest.approx(cx + fx * target[0] / depth, abs=0.75)
+    assert rows.mean() == pytest.approx(cy - fy * target[1] / depth, abs=0.75)
+    robot.close()
+
+
+@pytest.fixture
+def position_task():
+    """A reacher variant driven by position servos, registered for one test."""
+
+    class PositionReacher(Reacher):
+        def build_spec(self) -> mujoco.MjSpec:
+            spec = super().build_spec()
+            for actuator in spec.actuators:
+                actuator.set_to_position(kp=0.05, kv=0.01)
+                actuator.gear = [1, 0, 0, 0, 0, 0]
+                actuator.ctrlrange = [-3, 3]
+            return spec
+
+    register_task("test_position_reacher", "test only")(PositionReacher)
+    yield "test_position_reacher"
+    TASKS.pop("test_position_reacher")
+    TASKS.pop("test_position_reacher_state")
+
+
+def test_position_servo_robot_holds_then_tracks(position_task):
+    robot = SimRobot(position_task, seed=1, episode_steps=100)
+    assert robot.interface == "position"
+    start = robot.joint_state().position
+    for _ in range(10):
+        robot.step()
+    np.testing.assert_allclose(robot.joint_state().position, start, atol=1e-3)  # held
+    goal = np.array([start[0] + 0.4, start[1] - 0.3])
+    robot.set_command(goal)
+    for _ in range(50):
+        robot.step()
+    assert np.abs(robot.joint_state().position - goal).max() < 0.1
+    robot.close()
