@@ -40,6 +40,7 @@ class EnvConfig:
 class ModelConfig:
     """Network sizes (DrQ-v2 style encoder, MLP heads)."""
 
+    encoder: str = "drqv2"  # drqv2: flatten the conv maps; spatial_softmax: keypoints (x, y)
     encoder_channels: int = 32
     encoder_strides: tuple[int, ...] = (2, 1, 1, 1)
     encoder_features: int = 128
@@ -117,6 +118,7 @@ class Config:
             "env.obs_mode": self.env.obs_mode in ("pixels", "state"),
             "env.image_size": self.env.image_size >= 16,
             "env.frame_stack": self.env.frame_stack >= 1,
+            "model.encoder": self.model.encoder in ("drqv2", "spatial_softmax"),
             "algo.returns": self.algo.returns in ("td_lambda", "monte_carlo", "non_causal"),
             "algo.num_nominal": self.algo.num_nominal >= 1,
             "algo.num_perturbations": self.algo.num_perturbations >= 0,

@@ -40,17 +40,41 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class SpatialSoftmax(nn.Module):
+    """Feature maps [n, K, h, w] -> expected image coordinates [n, 2K] in [-1, 1] (keypoints)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """Softmax over each map's pixels, then the mean (x, y) under it."""
+        h, w = maps.shape[-2:]
+        attention = torch.softmax(maps.flatten(2) / self.log_temperature.exp(), dim=-1)
+        ys = torch.linspace(-1.0, 1.0, h, device=maps.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=maps.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        x = (attention * grid_x.flatten()).sum(-1)
+        y = (attention * grid_y.flatten()).sum(-1)
+        return torch.cat([x, y], dim=-1)
+
+
 class PixelEncoder(nn.Module):
-    """uint8 [n, C, H, W] -> features [n, F]: 4 conv 3x3 (ReLU), Linear, LayerNorm, Tanh."""
+    """uint8 [n, C, H, W] -> features [n, F]: conv 3x3 stack (ReLU), then flatten (DrQ-v2) or
+    spatial-softmax keypoints, then Linear, LayerNorm, Tanh."""
 
     def __init__(self, shape: tuple[int, int, int], cfg: ModelConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = shape[0]
-        for stride in cfg.encoder_strides:
-            layers += [nn.Conv2d(channels, cfg.encoder_channels, 3, stride=stride), nn.ReLU()]
+        for i, stride in enumerate(cfg.encoder_strides):
+            layers.append(nn.Conv2d(channels, cfg.encoder_channels, 3, stride=stride))
+            last = i == len(cfg.encoder_strides) - 1
+            if not (last and cfg.encoder == "spatial_softmax"):  # keypoints see raw logits
+                layers.append(nn.ReLU())
             channels = cfg.encoder_channels
-        self.convs = nn.Sequential(*layers, nn.Flatten())
+        head = SpatialSoftmax() if cfg.encoder == "spatial_softmax" else nn.Flatten()
+        self.convs = nn.Sequential(*layers, head)
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, *shape)).shape[1]
         self.project = nn.Sequential(

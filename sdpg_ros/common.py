@@ -10,11 +10,13 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
+from rclpy.validate_topic_name import validate_topic_name
 
 SENSOR_QOS: QoSProfile = qos_profile_sensor_data  # best effort, keep last 5
 RELIABLE_QOS = QoSProfile(depth=10)
@@ -39,6 +41,15 @@ def require(condition: bool, name: str, message: str) -> None:
     """Raise ParameterError naming ``name`` unless ``condition`` holds."""
     if not condition:
         raise ParameterError(f"parameter '{name}': {message}")
+
+
+def require_topic(parameter: str, name: str) -> None:
+    """Raise ParameterError naming ``parameter`` unless ``name`` is a valid topic name."""
+    try:
+        validate_topic_name(name)
+    except InvalidTopicNameException as err:
+        message = f"parameter '{parameter}': invalid topic name {name!r}: {err}"
+        raise ParameterError(message) from err
 
 
 def stamp_to_ns(stamp: Any) -> int:

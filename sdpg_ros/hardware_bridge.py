@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 from rclpy.duration import Duration
-from rclpy.exceptions import InvalidParameterTypeException, InvalidTopicNameException
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -52,6 +51,7 @@ from sdpg_ros.common import (
     declare,
     now_ns,
     require,
+    require_topic,
     run_nodes,
     stamp_to_ns,
 )
@@ -112,7 +112,7 @@ class HardwareBridge(LifecycleNode):
         require(math.isfinite(self.rate_hz) and self.rate_hz > 0, "rate_hz", "must be > 0")
         require(math.isfinite(self.timeout_ms) and self.timeout_ms > 0, "timeout_ms", "must be > 0")
         require(math.isfinite(self.ramp_s) and self.ramp_s >= 0, "ramp_s", "must be >= 0")
-        _require_topic(self.dry_run_topic, "dry_run_topic")
+        require_topic("dry_run_topic", self.dry_run_topic)
 
     def _load_robot(self) -> tuple[RobotConfig, CommandGuard]:
         """The robot YAML and its CommandGuard (URDF limits); errors name the parameter."""
@@ -120,7 +120,7 @@ class HardwareBridge(LifecycleNode):
             robot = load_robot(self.robot_name)
         except ConfigError as err:
             raise ParameterError(f"parameter 'robot': {err}") from err
-        _require_topic(robot.command_topic, "robot")
+        require_topic("robot", robot.command_topic)
         source = "robot"  # the parameter that chose the URDF
         if self.robot_description or self.urdf:
             source = "robot_description" if self.robot_description else "urdf"
@@ -318,16 +318,6 @@ class HardwareBridge(LifecycleNode):
             values["latency_ms_mean"] = round(float(lat.mean()), 2)
             values["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 2)
         return values
-
-
-def _require_topic(name: str, parameter: str) -> None:
-    """Raise ParameterError naming ``parameter`` unless ``name`` is a valid topic name."""
-    try:
-        validate_topic_name(name)
-    except InvalidTopicNameException as err:
-        raise ParameterError(
-            f"parameter '{parameter}': invalid topic name {name!r}: {err}"
-        ) from err
 
 
 def main(args: list[str] | None = None) -> int:

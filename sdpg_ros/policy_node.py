@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -36,6 +34,7 @@ from sdpg_ros.common import (
     declare,
     now_ns,
     require,
+    require_topic,
     run_nodes,
     stamp_to_ns,
 )
@@ -129,10 +128,7 @@ class PolicyNode(Node):
             "the policies act on camera images only (no proprioceptive input)",
         )
         if self.checkpoint_topic:
-            try:
-                validate_topic_name(self.checkpoint_topic)
-            except InvalidTopicNameException as err:
-                raise ParameterError(f"parameter 'checkpoint_topic': invalid: {err}") from err
+            require_topic("checkpoint_topic", self.checkpoint_topic)
 
     def expected_size(self, policy: Policy) -> tuple[int, int]:
         """(height, width) of the accepted camera images."""

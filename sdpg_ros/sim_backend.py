@@ -20,10 +20,8 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.time import Time
-from rclpy.validate_topic_name import validate_topic_name
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -39,19 +37,12 @@ from sdpg_ros.common import (
     ParameterError,
     declare,
     require,
+    require_topic,
     run_nodes,
 )
 from sdpg_ros.image_conversion import to_msg
 
 NODE_NAME = "sim_backend"
-
-
-def require_topic(parameter: str, name: str) -> None:
-    """Raise ParameterError naming ``parameter`` unless ``name`` is a valid topic name."""
-    try:
-        validate_topic_name(name)
-    except InvalidTopicNameException as err:
-        raise ParameterError(f"parameter '{parameter}': invalid topic name {name!r}") from err
 
 
 def camera_info(fovy_deg: float, size: int) -> CameraInfo:

@@ -1,0 +1,140 @@
+"""Camera-to-command latency through policy_node and hardware_bridge over a real ROS 2 graph.
+
+A camera process publishes 84x84 rgb8 frames stamped with the wall clock at a fixed rate;
+``sdpg-ros deploy --backend real`` (policy_node + hardware_bridge, one process, as on a robot)
+acts on them and commands the reacher's effort controller. The bridge measures each command's
+latency from the image stamp. Prints p50/p99 and dropped frames per rate and writes
+benchmarks/results/ros_latency.json.
+
+Usage: python benchmarks/bench_ros_latency.py [--frames 5000] [--rates 50 100] [--size 84]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_checkpoint(path: Path, size: int) -> Path:
+    """An (untrained) reacher pixel policy at ``size`` x ``size``: latency ignores the weights."""
+    from sdpg_core import checkpoint
+    from sdpg_core.config import resolve
+    from sdpg_core.runner import Trainer
+
+    overrides = [f"env.image_size={size}", "algo.num_nominal=1", "algo.num_perturbations=0"]
+    trainer = Trainer(resolve("reacher", overrides=overrides), path.parent)
+    checkpoint.save(trainer.checkpoint_payload(), path)
+    trainer.close()
+    return path
+
+
+def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
+    """Publish ``frames`` images at ``rate_hz`` after ``warmup_s``; returns the count sent."""
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from sdpg_ros.image_conversion import to_msg
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera")
+    pub = node.create_publisher(Image, "camera/image_raw", 10)
+    images = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
+    msgs = [to_msg(image) for image in images]
+    time.sleep(warmup_s)
+    start, sent = time.perf_counter(), 0
+    while sent < frames:
+        msg = msgs[sent % len(msgs)]
+        stamp = time.time_ns()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        pub.publish(msg)
+        sent += 1
+        delay = start + sent / rate_hz - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    node.destroy_node()
+    rclpy.shutdown()
+    return sent
+
+
+def run_rate(ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path) -> dict:
+    """One deploy process + this process as the camera; returns the figures for ``rate_hz``."""
+    report = workdir / f"report_{int(rate_hz)}.json"
+    warmup_s = 8.0
+    duration = warmup_s + frames / rate_hz + 3.0
+    deploy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "sdpg-ros"),
+            "deploy",
+            "--backend=real",
+            f"--checkpoint={ckpt}",
+            f"--duration={duration}",
+            f"--report={report}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    sent = camera(rate_hz, frames, size, warmup_s)
+    out, _ = deploy.communicate(timeout=duration + 60)
+    if deploy.returncode != 0 or not report.is_file():
+        raise RuntimeError(f"deploy failed ({deploy.returncode}):\n{out}")
+    data = json.loads(report.read_text())
+    latency = data["latency_ms"]
+    return {
+        "rate_hz": rate_hz,
+        "frames_sent": sent,
+        "images_received": data["images"],
+        "dropped_frames": sent - data["images"],
+        "actions": data["actions"],
+        "commands": data["commands"],
+        "rejected": data["rejected"],
+        "latency_p50_ms": latency["p50"],
+        "latency_p99_ms": latency["p99"],
+        "latency_max_ms": latency["max"],
+    }
+
+
+def main() -> int:
+    """Measure each rate, print a table, write results/ros_latency.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=5000)
+    parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0])
+    parser.add_argument("--size", type=int, default=84)
+    parser.add_argument("--out", default=str(RESULTS / "ros_latency.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = make_checkpoint(Path(tmp) / "policy.pt", args.size)
+        for rate in args.rates:
+            rows.append(run_rate(ckpt, rate, args.frames, args.size, Path(tmp)))
+            row = rows[-1]
+            print(
+                f"{rate:5.0f} Hz  frames {row['frames_sent']}  dropped {row['dropped_frames']}  "
+                f"p50 {row['latency_p50_ms']:.2f} ms  p99 {row['latency_p99_ms']:.2f} ms  "
+                f"max {row['latency_max_ms']:.2f} ms  rejected {row['rejected']}"
+            )
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": " ".join(sys.argv),
+        "image_size": args.size,
+        "rates": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
