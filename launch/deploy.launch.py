@@ -77,7 +77,9 @@ def nodes(context):
         if arg["checkpoint"]:
             from sdpg_core.policy import Policy
 
-            sim_params["image_size"] = int(Policy.load(arg["checkpoint"]).spec.pixel_shape[1])
+            policy = Policy.load(arg["checkpoint"])
+            sim_params["image_size"] = int(policy.spec.pixel_shape[1])
+            sim_params["action_repeat"] = policy.cfg.env.action_repeat
         actions.append(
             Node(
                 package="sdpg_ros",

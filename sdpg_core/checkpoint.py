@@ -39,3 +39,12 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not an sdpg checkpoint (format {FORMAT} expected)")
     return data
+
+
+POLICY_KEYS = ("config", "spec", "actor", "normalizer", "iteration", "env_steps")
+
+
+def export_policy(src: str | Path, dst: str | Path) -> Path:
+    """Write the deployable part of a training checkpoint (weights, normaliser, metadata)."""
+    data = load(src)
+    return save({k: data[k] for k in POLICY_KEYS if k in data}, dst)

@@ -1,4 +1,4 @@
-"""Command line: ``sdpg tasks | train | eval | resume``."""
+"""Command line: ``sdpg tasks | train | eval | resume | export``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=16)
     ev.add_argument("--video", help="write an mp4 of the first episode")
     ev.add_argument("--device", default="cpu")
+    export = sub.add_parser("export", help="write a deploy-only policy file from a checkpoint")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--out", required=True)
     resume = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     resume.add_argument("run_dir")
     resume.add_argument("--device")
@@ -162,10 +165,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Keep actor, normaliser, config and spec: what policy_node and ``sdpg eval`` need."""
+    from sdpg_core.checkpoint import export_policy
+
+    print(export_policy(args.checkpoint, args.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; configuration and input errors exit 2 with a one-line message."""
     args = build_parser().parse_args(argv)
-    handlers = {"tasks": cmd_tasks, "train": cmd_train, "eval": cmd_eval, "resume": cmd_resume}
+    handlers = {
+        "tasks": cmd_tasks,
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "resume": cmd_resume,
+        "export": cmd_export,
+    }
     try:
         return handlers[args.command](args)
     except (ConfigError, KeyError, FileNotFoundError, ValueError, RuntimeError) as err:

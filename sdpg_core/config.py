@@ -32,7 +32,8 @@ class EnvConfig:
     camera: str = ""  # empty: the task's default camera
     shadows: bool = False
     msaa: bool = False
-    episode_steps: int = 0  # 0: the task's default
+    episode_steps: int = 0  # control steps; 0: the task's default / action_repeat
+    action_repeat: int = 1  # control steps per action (rewards summed, frames rendered once)
     physics_threads: int = 2
 
 
@@ -118,6 +119,7 @@ class Config:
             "env.obs_mode": self.env.obs_mode in ("pixels", "state"),
             "env.image_size": self.env.image_size >= 16,
             "env.frame_stack": self.env.frame_stack >= 1,
+            "env.action_repeat": self.env.action_repeat >= 1,
             "model.encoder": self.model.encoder in ("drqv2", "spatial_softmax"),
             "algo.returns": self.algo.returns in ("td_lambda", "monte_carlo", "non_causal"),
             "algo.num_nominal": self.algo.num_nominal >= 1,

@@ -116,8 +116,15 @@ class SimRobot:
     where ``evaluate(policy, 1, seed)`` starts, later episodes follow the same seeded stream.
     """
 
-    def __init__(self, task: str, seed: int = 0, episode_steps: int = 0) -> None:
-        cfg = EnvConfig(task=task, episode_steps=episode_steps, physics_threads=1)
+    def __init__(
+        self, task: str, seed: int = 0, episode_steps: int = 0, action_repeat: int = 1
+    ) -> None:
+        cfg = EnvConfig(
+            task=task,
+            episode_steps=episode_steps,
+            action_repeat=action_repeat,
+            physics_threads=1,
+        )
         self.env = make_env(task, cfg, 1, render=False, seed=seed)
         self.spec = self.env.spec
         self.model = model = self.env.model

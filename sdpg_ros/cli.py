@@ -69,8 +69,9 @@ def sim_factories(
     robot_cfg = load_robot(robot)
     sim_params: dict[str, Any] = {"task": robot_cfg.sim_task, "seed": seed}
     if checkpoint:
-        spec = Policy.load(checkpoint).spec
-        sim_params["image_size"] = int(spec.pixel_shape[1])
+        policy = Policy.load(checkpoint)
+        sim_params["image_size"] = int(policy.spec.pixel_shape[1])
+        sim_params["action_repeat"] = policy.cfg.env.action_repeat
     return [
         _node(SimBackend, sim_params),
         _node(PolicyNode, {"checkpoint": checkpoint, "device": device}),
@@ -91,17 +92,22 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             _node(PolicyNode, {"checkpoint": args.checkpoint, "device": args.device}, remaps),
             _node(HardwareBridge, {"robot": args.robot, "dry_run": args.dry_run}, remaps),
         ]
-    nodes: list[Node] = []
-    built = [lambda f=f: nodes.append(f()) or nodes[-1] for f in factories]
+    nodes: dict[str, Node] = {}
+
+    def keep(factory: Callable[[], Node]) -> Node:
+        node = factory()
+        nodes[node.get_name()] = node
+        return node
+
     start = time.monotonic()
 
     def until() -> bool:
         if args.duration and time.monotonic() - start >= args.duration:
             return True
-        episodes = getattr(nodes[0], "episodes", None) if nodes else None
+        episodes = getattr(nodes.get("sim_backend"), "episodes", None)
         return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
 
-    code = run_nodes(built, None, until)
+    code = run_nodes([lambda f=f: keep(f) for f in factories], None, until)
     report = deploy_report(nodes, time.monotonic() - start)
     if args.compare:
         report["in_process_success_rate"] = json.loads(Path(args.compare).read_text()).get(

@@ -10,7 +10,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidTopicNameException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -31,10 +31,13 @@ class ParameterError(ValueError):
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
     """Declare a typed parameter with a description and return its value."""
     descriptor = ParameterDescriptor(description=description)
-    if isinstance(default, list) and not default:
-        declared = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-        return list(declared.value or [])
-    return node.declare_parameter(name, default, descriptor).value
+    try:
+        if isinstance(default, list) and not default:
+            declared = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
+            return list(declared.value or [])
+        return node.declare_parameter(name, default, descriptor).value
+    except InvalidParameterTypeException as err:  # e.g. rate_hz:=50, an integer for a float
+        raise ParameterError(f"parameter '{name}': {err}") from err
 
 
 def require(condition: bool, name: str, message: str) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.duration import Duration
-from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -66,10 +65,7 @@ class HardwareBridge(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hardware_bridge", **kwargs)
-        try:
-            self._declare_parameters()
-        except InvalidParameterTypeException as err:  # e.g. rate_hz:=50 (an integer)
-            raise ParameterError(str(err)) from err
+        self._declare_parameters()
         self.robot, self.guard = self._load_robot()
         joints = self.robot.joints
         self.position = np.full(len(joints), np.nan)  # measured, robot joint order

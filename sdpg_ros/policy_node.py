@@ -56,6 +56,9 @@ def load_policy(path: str, device: str) -> Policy:
     policy = Policy.load(path, device)
     if policy.spec.obs_mode != "pixels":
         raise ValueError(f"{path}: policy for {policy.spec.task!r} acts on state, not images")
+    _, height, width = policy.spec.pixel_shape
+    policy.act_image(np.zeros((height, width, 3), dtype=np.uint8))  # warm up: no slow 1st frame
+    policy.reset_stream()
     return policy
 
 

@@ -23,9 +23,12 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def deploy_report(nodes: list[Node], seconds: float) -> dict[str, Any]:
-    """Gather the counters of every node, the sim's episodes and the bridge's latencies."""
-    counts = {n.get_name(): n.counters.as_dict() for n in nodes if hasattr(n, "counters")}
+def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
+    """Gather the counters of every node (by name), the sim's episodes, the bridge's latencies.
+
+    Nodes may already be destroyed: only their Python-side statistics are read."""
+    counts = {name: n.counters.as_dict() for name, n in nodes.items() if hasattr(n, "counters")}
+    nodes = list(nodes.values())
     episodes = next((node.episodes for node in nodes if hasattr(node, "episodes")), [])
     latencies = next((list(n.latencies_ms) for n in nodes if hasattr(n, "latencies_ms")), [])
     get = lambda name, key: counts.get(name, {}).get(key, 0)  # noqa: E731

@@ -80,7 +80,7 @@ class SimBackend(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
-        self.robot = SimRobot(self.task, self.seed, self.episode_steps)
+        self.robot = SimRobot(self.task, self.seed, self.episode_steps, self.action_repeat)
         limit = self.robot.max_image_size
         if self.image_size > limit:
             self.robot.close()
@@ -117,6 +117,9 @@ class SimBackend(Node):
             self, "trajectory_topic", "", "JointTrajectory commands ('' = off)"
         )
         self.episode_steps = declare(self, "episode_steps", 0, "episode length; 0 = task default")
+        self.action_repeat = declare(
+            self, "action_repeat", 1, "control steps per command (training env.action_repeat)"
+        )
         try:
             get_task(self.task)
         except KeyError as err:
@@ -129,6 +132,7 @@ class SimBackend(Node):
         if self.trajectory_topic:
             require_topic("trajectory_topic", self.trajectory_topic)
         require(self.episode_steps >= 0, "episode_steps", "must be >= 0 (0 = task default)")
+        require(self.action_repeat >= 1, "action_repeat", "must be >= 1")
 
     def _make_interfaces(self) -> None:
         """Publishers, command subscriptions and the reset service (one exclusive group)."""

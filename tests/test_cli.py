@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from sdpg_core import checkpoint
 from sdpg_core.cli import main
+from sdpg_core.policy import Policy
 
 
 def run(*args):
@@ -82,6 +85,15 @@ def test_train_then_eval(tmp_path):
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["task"] == "reacher_state"
     assert (tmp_path / "v.mp4").stat().st_size > 0
+    exported = tmp_path / "policy.pt"
+    best = out / "checkpoints" / "best.pt"
+    assert main(["export", "--checkpoint", str(best), "--out", str(exported)]) == 0
+    small = checkpoint.load(exported)
+    assert set(small) >= {"config", "spec", "actor", "normalizer"}
+    assert "critic" not in small and "actor_opt" not in small
+    full, slim = Policy.load(best), Policy.load(exported)
+    obs = {"state": np.random.default_rng(0).normal(size=(4, slim.spec.state_dim)).astype("f4")}
+    np.testing.assert_array_equal(full.act(obs), slim.act(obs))
 
 
 def test_eval_missing_checkpoint(capsys):

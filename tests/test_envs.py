@@ -142,3 +142,22 @@ def test_truncation_at_episode_end():
     env = make_env("reacher_state", EnvConfig(episode_steps=3), 2, seed=0)
     flags = [env.step(np.zeros((2, 2), np.float32)).truncated.all() for _ in range(3)]
     assert flags == [False, False, True]
+
+
+@pytest.mark.parametrize("name", PIXEL_TASKS)
+def test_action_repeat_sums_rewards_of_the_repeated_steps(name):
+    repeat = 3
+    once = make_env(name + "_state", EnvConfig(), 2, seed=7)
+    thrice = make_env(name + "_state", EnvConfig(action_repeat=repeat), 2, seed=7)
+    action = np.full((2, once.spec.action_dim), 0.3, dtype=np.float32)
+    rewards, ended = np.zeros(2), np.zeros(2, dtype=bool)
+    for _ in range(repeat):
+        step = once.step(action)
+        rewards += np.where(ended, 0.0, step.reward)
+        ended |= step.terminated
+    result = thrice.step(action)
+    np.testing.assert_allclose(result.reward, rewards, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.terminated, ended)
+    np.testing.assert_array_equal(thrice.physics, once.physics)
+    assert thrice.spec.control_dt == pytest.approx(repeat * once.spec.control_dt)
+    assert thrice.spec.episode_steps == -(-once.spec.episode_steps // repeat)

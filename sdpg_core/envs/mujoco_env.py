@@ -53,7 +53,8 @@ class MujocoBatchEnv(BatchedEnv):
         self.extras = np.zeros((num_envs, task.extras_dim))
         self.steps = np.zeros(num_envs, dtype=np.int64)
         self.prev_action = np.zeros((num_envs, m.nu), dtype=np.float32)
-        self.episode_steps = cfg.episode_steps or task.episode_steps
+        self.action_repeat = cfg.action_repeat
+        self.episode_steps = cfg.episode_steps or -(-task.episode_steps // cfg.action_repeat)
         self.timers: dict[str, float] = defaultdict(float)
         self.renderer = None
         if pixels:
@@ -83,7 +84,7 @@ class MujocoBatchEnv(BatchedEnv):
             action_dim=self.model.nu,
             pixel_shape=(3 * cfg.frame_stack, size, size) if pixels else None,
             episode_steps=self.episode_steps,
-            control_dt=float(self.model.opt.timestep * self.task.frame_skip),
+            control_dt=float(self.model.opt.timestep * self.task.frame_skip * self.action_repeat),
             reward_terms=tuple(self.task.reward_terms),
             has_success=self.task.has_success,
             joint_names=self.task.joint_names(),
@@ -121,7 +122,10 @@ class MujocoBatchEnv(BatchedEnv):
         self.timers["render"] += time.perf_counter() - start
 
     def step(self, actions: np.ndarray) -> StepResult:
-        """Advance all envs one control step (``frame_skip`` physics steps)."""
+        """Advance all envs one control step: ``action_repeat`` x ``frame_skip`` physics steps.
+
+        Rewards and their terms are summed over the repeats until termination (dm_control's
+        action-repeat convention, so returns keep the task's scale)."""
         actions = np.asarray(actions, dtype=np.float32)
         if actions.shape != (self.num_envs, self.model.nu):
             raise ValueError(
@@ -129,21 +133,37 @@ class MujocoBatchEnv(BatchedEnv):
             )
         if not np.isfinite(actions).all():
             raise ValueError("actions contain NaN or inf")
-        broken = self._step_physics(np.clip(actions, -1.0, 1.0))
+        reward, terms, terminated, broken = self._repeat(actions)
         self.prev_action[:] = actions
         self.steps += 1
         qpos, qvel = self._split(self.physics)
-        terms = self.task.terms(qpos, qvel, self.extras, actions)
-        reward = self.task.combine(terms).astype(np.float32)
-        terms = {k: np.where(broken, 0.0, v).astype(np.float32) for k, v in terms.items()}
-        reward[broken] = 0.0
-        terminated = self.task.terminated(qpos, qvel, self.extras) | broken
         info = {"reward_terms": terms, "nonfinite": broken}
         if self.task.has_success:
             info["success"] = self.task.success(qpos, qvel, self.extras) & ~broken
         self._render_step()
         truncated = (self.steps >= self.episode_steps) & ~terminated
         return StepResult(self.observe(), reward, terminated, truncated, info)
+
+    def _repeat(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Apply ``actions`` ``action_repeat`` times: (reward, terms, terminated, broken) [N]."""
+        clipped = np.clip(actions, -1.0, 1.0)
+        n = self.num_envs
+        reward, terms = np.zeros(n), {name: np.zeros(n) for name in self.task.reward_terms}
+        ended, broken = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        for _ in range(self.action_repeat):
+            broken |= self._step_physics(clipped)
+            qpos, qvel = self._split(self.physics)
+            live = ~(ended | broken)
+            with np.errstate(invalid="ignore", over="ignore"):
+                step_terms = self.task.terms(qpos, qvel, self.extras, actions)
+                reward += np.where(live, self.task.combine(step_terms), 0.0)
+                for name, value in step_terms.items():
+                    terms[name] += np.where(live, value, 0.0)
+                ended |= broken | self.task.terminated(qpos, qvel, self.extras)
+        terms = {k: v.astype(np.float32) for k, v in terms.items()}
+        return reward.astype(np.float32), terms, ended, broken
 
     def _step_physics(self, actions: np.ndarray) -> np.ndarray:
         """Batch-step the physics with ``mujoco.rollout``; returns the diverged rows [N] bool.
