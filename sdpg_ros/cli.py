@@ -17,7 +17,8 @@ from typing import Any
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from sdpg_core.cli import add_train_arguments
+from sdpg_core.cli import add_train_arguments, resolve_train_config
+from sdpg_core.config import ConfigError
 from sdpg_core.policy import Policy
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
@@ -57,21 +58,27 @@ def _node(cls: type[Node], params: dict[str, Any], remaps: dict[str, str] | None
     return lambda: cls(parameter_overrides=overrides, cli_args=cli_args)
 
 
+def _keep(nodes: dict[str, Node], factory: Callable[[], Node]) -> Node:
+    """Build a node and remember it by name (for the report after the session)."""
+    node = factory()
+    nodes[node.get_name()] = node
+    return node
+
+
 def sim_factories(
-    checkpoint: str, robot: str, seed: int, device: str, dry_run: bool = False
+    checkpoint: str, robot: str, seed: int, device: str, dry_run: bool = False, env=None
 ) -> list[Callable[[], Node]]:
-    """sim_backend + policy_node + hardware_bridge for a checkpoint ('' = wait for trainer)."""
+    """sim_backend + policy_node + hardware_bridge for a checkpoint ('' = wait for trainer,
+    whose env config ``env`` sets the camera size and action repeat)."""
     from sdpg_core.robot import load_robot
     from sdpg_ros.hardware_bridge import HardwareBridge
     from sdpg_ros.policy_node import PolicyNode
     from sdpg_ros.sim_backend import SimBackend
 
-    robot_cfg = load_robot(robot)
-    sim_params: dict[str, Any] = {"task": robot_cfg.sim_task, "seed": seed}
-    if checkpoint:
-        policy = Policy.load(checkpoint)
-        sim_params["image_size"] = int(policy.spec.pixel_shape[1])
-        sim_params["action_repeat"] = policy.cfg.env.action_repeat
+    env = Policy.load(checkpoint).cfg.env if checkpoint else env
+    sim_params: dict[str, Any] = {"task": load_robot(robot).sim_task, "seed": seed}
+    if env is not None:
+        sim_params |= {"image_size": env.image_size, "action_repeat": env.action_repeat}
     return [
         _node(SimBackend, sim_params),
         _node(PolicyNode, {"checkpoint": checkpoint, "device": device}),
@@ -93,12 +100,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             _node(HardwareBridge, {"robot": args.robot, "dry_run": args.dry_run}, remaps),
         ]
     nodes: dict[str, Node] = {}
-
-    def keep(factory: Callable[[], Node]) -> Node:
-        node = factory()
-        nodes[node.get_name()] = node
-        return node
-
     start = time.monotonic()
 
     def until() -> bool:
@@ -107,7 +108,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         episodes = getattr(nodes.get("sim_backend"), "episodes", None)
         return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
 
-    code = run_nodes([lambda f=f: keep(f) for f in factories], None, until)
+    code = run_nodes([lambda f=f: _keep(nodes, f) for f in factories], None, until)
     report = deploy_report(nodes, time.monotonic() - start)
     if args.compare:
         report["in_process_success_rate"] = json.loads(Path(args.compare).read_text()).get(
@@ -132,27 +133,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("seed", "iterations", "minutes"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
-    nodes: list[Node] = []
-
-    def trainer() -> Node:
-        nodes.append(_node(TrainerNode, params)())
-        return nodes[0]
-
-    factories = [trainer]
+    factories = [_node(TrainerNode, params)]
     if args.eval_in_sim:
-        factories += sim_factories("", args.robot, 0, "cpu")
-    code = run_nodes(factories, None, lambda: bool(nodes) and nodes[0].finished.is_set())
-    summary = nodes[0].summary if nodes else None
+        env = resolve_train_config(args.task, args.config, args.set).env
+        factories += sim_factories("", args.robot, 0, "cpu", env=env)
+    nodes: dict[str, Node] = {}
+    start = time.monotonic()
+    code = run_nodes(
+        [lambda f=f: _keep(nodes, f) for f in factories],
+        None,
+        lambda: "trainer_node" in nodes and nodes["trainer_node"].finished.is_set(),
+    )
+    summary = getattr(nodes.get("trainer_node"), "summary", None)
     if summary:
         print(json.dumps(summary))
-    return code if summary else 1
+    if args.eval_in_sim:
+        print("live evaluation:", summary_line(deploy_report(nodes, time.monotonic() - start)))
+    if code:
+        return code
+    return 0 if summary else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``sdpg-ros``."""
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "deploy": cmd_deploy}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, KeyError, FileNotFoundError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"sdpg-ros {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

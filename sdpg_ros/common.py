@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidTopicNameException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -124,14 +125,17 @@ def run_nodes(
     args: list[str] | None = None,
     until: Callable[[], bool] | None = None,
 ) -> int:
-    """Init rclpy, build nodes, spin them on a MultiThreadedExecutor until SIGINT/SIGTERM
-    (or until ``until()`` is true)."""
+    """Init rclpy, build nodes, spin them until SIGINT/SIGTERM (or until ``until()`` is true).
+
+    One single-threaded executor: every callback is short (policy inference and training run
+    on their own threads). rclpy's MultiThreadedExecutor busy-waits while a callback group is
+    busy and starved the policy of the GIL (camera-to-command p50 of 800 ms instead of 6 ms)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: list[Node] = []
     try:
         nodes = [factory() for factory in factories]
-        executor = MultiThreadedExecutor()
+        executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         while rclpy.ok() and not (until and until()):
@@ -139,7 +143,7 @@ def run_nodes(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterError as err:
-        print(f"error: {err}")
+        print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
         for node in nodes:

@@ -1,8 +1,10 @@
 """``policy_node``: camera images in, normalised deterministic actions out (``policy/action``).
 
-Inference runs the training code's frame stack and normalisation (``Policy.act_image``) in its
-own callback group, so reloads and services stay responsive. Every bad input (encoding, size,
-truncated data, stale stamp, non-finite output) is counted and skipped, never fatal.
+Inference runs the training code's frame stack and normalisation (``Policy.act_image``) on its
+own thread, fed the newest frame by the image callback, so the executor never waits on torch
+(and a slow policy skips frames, counted as ``superseded``, instead of acting on old ones).
+Every bad input (encoding, size, truncated data, stale stamp, non-finite output) is counted
+and skipped, never fatal.
 Hot reload: set the ``checkpoint`` parameter, call ``~/reload``, or publish a path on
 ``checkpoint_topic``; a failed load keeps the running policy.
 """
@@ -92,6 +94,11 @@ class PolicyNode(Node):
             )
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
+        self._latest: Image | None = None  # newest frame not yet acted on
+        self._wake = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
+        self._worker.start()
 
     def _declare_parameters(self) -> None:
         """Declare, read and validate the parameters (ParameterError names the bad one)."""
@@ -140,8 +147,30 @@ class PolicyNode(Node):
         return policy.spec.pixel_shape[1], policy.spec.pixel_shape[2]
 
     def _on_image(self, msg: Image) -> None:
-        """Validate one camera image, act on it and publish the action with its stamp."""
+        """Executor callback: hand the frame to the inference thread (never blocks on torch)."""
         self.counters.add("images")
+        with self._wake:
+            if self._latest is not None:  # inference fell behind the camera: keep the newest
+                self.counters.add("superseded")
+            self._latest = msg
+            self._wake.notify()
+
+    def _work(self) -> None:
+        """Inference thread: act on the newest frame until ``close``."""
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._latest is not None or not self._running)
+                if not self._running:
+                    return
+                msg, self._latest = self._latest, None
+            try:
+                self._act(msg)
+            except Exception as err:  # a bug must not silently stop the policy
+                self.counters.add("errors")
+                self.get_logger().error(f"inference failed: {err!r}", throttle_duration_sec=2.0)
+
+    def _act(self, msg: Image) -> None:
+        """Validate one camera image, act on it and publish the action with its stamp."""
         try:
             image = to_numpy(msg)
         except ImageError as err:
@@ -218,7 +247,11 @@ class PolicyNode(Node):
         }
 
     def close(self) -> None:
-        """Log the final counters (subscriptions and timers go with ``destroy_node``)."""
+        """Stop the inference thread and log the final counters."""
+        with self._wake:
+            self._running = False
+            self._wake.notify()
+        self._worker.join()
         self.get_logger().info(f"policy_node counters: {self.counters.as_dict()}")
 
 

@@ -8,6 +8,7 @@ Services ``~/save`` and ``~/stop`` (std_srvs/Trigger). SIGINT saves a checkpoint
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -60,11 +61,8 @@ class TrainerNode(Node):
         self.record: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
         self.error: str | None = None
-        self.ready = threading.Event()
         self.finished = threading.Event()
         self._save_requested = threading.Event()
-        self._saved = threading.Condition()
-        self._last_saved: Path | None = None
         self._make_publishers()
         group = ReentrantCallbackGroup()
         self.create_service(Trigger, "~/save", self._save, callback_group=group)
@@ -120,7 +118,6 @@ class TrainerNode(Node):
             self.session = self._open_session()
             self.session.checkpoint_listeners.append(self._on_checkpoint)
             self.session.stop_requested = self.stop_requested
-            self.ready.set()
             self.summary = self.session.run(show_progress=False, on_record=self._on_record)
             self.get_logger().info(f"training finished: {self.summary}")
         except Exception as err:  # reported on the progress topic, never a silent death
@@ -128,7 +125,6 @@ class TrainerNode(Node):
             self.get_logger().error(f"training failed: {self.error}")
         finally:
             self.finished.set()
-            self.ready.set()
 
     def _on_record(self, record: dict[str, Any]) -> None:
         """Between iterations (worker thread): keep the record, serve pending save requests."""
@@ -140,10 +136,8 @@ class TrainerNode(Node):
 
     def _on_checkpoint(self, path: Path) -> None:
         """Announce a written checkpoint."""
-        with self._saved:
-            self._last_saved = path
-            self._saved.notify_all()
-        self.checkpoint_pub.publish(String(data=str(path.resolve())))
+        if self.context.ok():
+            self.checkpoint_pub.publish(String(data=str(path.resolve())))
 
     def _publish_progress(self) -> None:
         """Progress as key/values, plus the latest nominal camera frame."""
@@ -163,17 +157,14 @@ class TrainerNode(Node):
             self.preview_pub.publish(msg)
 
     def _save(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        """Save latest.pt after the current iteration; answer with its path."""
-        self.ready.wait(timeout=120.0)
-        if self.finished.is_set() or self.session is None:
-            response.success, response.message = False, "training is not running"
+        """Ask for latest.pt after the current iteration; its path goes out on trainer/checkpoint
+        (the executor never waits on training)."""
+        if self.finished.is_set():
+            response.success, response.message = False, "training has finished"
             return response
-        with self._saved:
-            self._last_saved = None
-            self._save_requested.set()
-            saved = self._saved.wait_for(lambda: self._last_saved is not None, timeout=120.0)
-        response.success = bool(saved)
-        response.message = str(self._last_saved) if saved else "timed out waiting for a save"
+        self._save_requested.set()
+        response.success = True
+        response.message = "saving after this iteration; the path follows on trainer/checkpoint"
         return response
 
     def _stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -203,3 +194,7 @@ def main(args: list[str] | None = None) -> int:
         return nodes[0]
 
     return run_nodes([build], args, until=lambda: bool(nodes) and nodes[0].finished.is_set())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,16 +8,17 @@ from collections.abc import Callable
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 
 
 class Graph:
-    """A private rclpy context with an executor; nodes added here spin in ``spin_until``."""
+    """A private rclpy context with a single-threaded executor (as ``run_nodes`` uses); nodes
+    added here spin in ``spin_until``."""
 
     def __init__(self) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: list = []
 
     def add(self, node):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from sdpg_core import checkpoint
 from sdpg_ros.common import LATCHED_QOS, ParameterError
 from sdpg_ros.trainer_node import TrainerNode
 
@@ -28,11 +33,11 @@ TINY = [
 ]
 
 
-def trainer(graph, tmp_path: Path, iterations: int) -> TrainerNode:
+def trainer(graph, tmp_path: Path, iterations: int, extra: tuple = ()) -> TrainerNode:
     """A trainer node on the test graph with a tiny config."""
     params = {
         "task": "reacher",
-        "overrides": TINY,
+        "overrides": [*TINY, *extra],
         "iterations": iterations,
         "out": str(tmp_path / "run"),
         "progress_rate_hz": 20.0,
@@ -76,10 +81,14 @@ def test_trainer_publishes_progress_preview_and_checkpoints(graph, tmp_path):
 
 
 def test_save_and_stop_services(graph, tmp_path):
-    node = trainer(graph, tmp_path, iterations=100000)
-    client_node, _ = listener(graph)
+    # no periodic checkpoints: the only latest.pt before the stop comes from ~/save
+    node = trainer(graph, tmp_path, iterations=100000, extra=("run.checkpoint_interval=100000",))
+    client_node, got = listener(graph)
     saved = call(graph, client_node, "/trainer_node/save")
-    assert saved.success and Path(saved.message).is_file(), saved.message
+    assert saved.success, saved.message
+    assert graph.spin_until(lambda: got["checkpoint"], 60.0)
+    assert Path(got["checkpoint"][0].data).name == "latest.pt"
+    assert Path(got["checkpoint"][0].data).is_file()
     stopped = call(graph, client_node, "/trainer_node/stop")
     assert stopped.success
     assert graph.spin_until(node.finished.is_set, 60.0)
@@ -96,3 +105,26 @@ def test_bad_configuration_names_the_problem(graph, tmp_path):
                 Parameter("out", value=str(tmp_path / "bad")),
             ],
         )
+
+
+def test_sigint_saves_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "run"
+    params = ["task:=reacher", f"out:={run_dir}", "iterations:=100000"]
+    params.append("overrides:=[" + ",".join(TINY) + "]")
+    ros_args = [arg for p in params for arg in ("-p", p)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sdpg_ros.trainer_node", "--ros-args", *ros_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.is_file() and metrics.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    saved = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    assert saved["iteration"] >= 1
+    assert "Traceback" not in out
