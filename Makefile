@@ -21,9 +21,10 @@ $(STAMP): requirements.txt setup.py setup.cfg
 
 RUN_DIR ?= runs/reacher-make-run
 
+# Train, then deploy the evaluated (final) policy over ROS 2 on the same 32 evaluation episodes.
 run: $(STAMP)
 	$(BIN)/sdpg train --task reacher --out $(RUN_DIR)
-	$(BIN)/sdpg-ros deploy --backend sim --checkpoint $(RUN_DIR)/checkpoints/best.pt \
+	$(BIN)/sdpg-ros deploy --backend sim --checkpoint $(RUN_DIR)/checkpoints/latest.pt \
 		--episodes 32 --report $(RUN_DIR)/deploy_report.json --compare $(RUN_DIR)/summary.json
 
 lint: $(STAMP)

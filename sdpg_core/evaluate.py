@@ -8,18 +8,23 @@ import cv2
 import mujoco
 import numpy as np
 
+from sdpg_core.envs.base import episode_seed
 from sdpg_core.envs.registry import make_env
 from sdpg_core.policy import Policy
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
+EVAL_SEED = 12345  # default evaluation episodes (also the ROS deploy's default)
+
+
 def evaluate(
-    policy: Policy, episodes: int, seed: int = 12345, video: str | Path | None = None
+    policy: Policy, episodes: int, seed: int = EVAL_SEED, video: str | Path | None = None
 ) -> dict[str, float]:
     """Run ``episodes`` parallel episodes; return mean/std return and success rate."""
     spec = policy.spec
     env = make_env(spec.task, policy.cfg.env, episodes, seed=seed)
+    env.reset(np.arange(episodes), seeds=[episode_seed(seed, k) for k in range(episodes)])
     writer = _VideoWriter(env, Path(video)) if video else None
     returns = np.zeros(episodes)
     done = np.zeros(episodes, dtype=bool)

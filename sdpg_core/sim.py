@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from sdpg_core.config import EnvConfig
+from sdpg_core.envs.base import episode_seed
 from sdpg_core.envs.registry import make_env
 from sdpg_core.envs.render import PixelRenderer
 
@@ -112,8 +113,8 @@ def release_gl_context() -> None:
 class SimRobot:
     """Env 0 of a registered task with a held joint command, episodes and a camera.
 
-    Initial states come from the env's reset generator seeded with ``seed``: episode 0 starts
-    where ``evaluate(policy, 1, seed)`` starts, later episodes follow the same seeded stream.
+    Episode k starts from the initial state of ``evaluate(policy, n, seed)``'s episode k
+    (``episode_seed(seed, k)``), so a deployment over ROS replays the in-process evaluation.
     """
 
     def __init__(
@@ -137,9 +138,9 @@ class SimRobot:
         self._data = mujoco.MjData(model)
         self._renderers: dict[int, PixelRenderer] = {}
         self.total_steps = 0
+        self.seed = seed
         self.episode = 0
-        self._return = 0.0
-        self.action = self.hold_action()
+        self._reset_episode()
 
     @property
     def sim_time(self) -> float:
@@ -186,12 +187,16 @@ class SimRobot:
         self.reset()
         return episode
 
-    def reset(self) -> None:
-        """Start the next episode from the next seeded initial state; the command is released."""
-        self.env.reset(np.zeros(1, dtype=np.int64))
-        self.episode += 1
+    def _reset_episode(self) -> None:
+        """Initial state of episode ``self.episode``; zero return; the command is released."""
+        self.env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(self.seed, self.episode)])
         self._return = 0.0
         self.action = self.hold_action()
+
+    def reset(self) -> None:
+        """Start the next episode from its seeded initial state; the command is released."""
+        self.episode += 1
+        self._reset_episode()
 
     def joint_state(self) -> JointStateSample:
         """Positions, velocities and actuator efforts of the actuated joints."""

@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 
 from sdpg_core.cli import add_train_arguments, resolve_train_config
 from sdpg_core.config import ConfigError
+from sdpg_core.evaluate import EVAL_SEED
 from sdpg_core.policy import Policy
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
     deploy.add_argument("--compare", help="summary.json of sdpg train: print the success gap")
-    deploy.add_argument("--seed", type=int, default=0, help="sim: initial-state seed")
+    deploy.add_argument(
+        "--seed", type=int, default=EVAL_SEED, help="sim: episode seed (= sdpg eval's episodes)"
+    )
     deploy.add_argument("--device", default="cpu")
     return parser
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sdpg_core.config import EnvConfig
+from sdpg_core.envs.base import episode_seed
 from sdpg_core.envs.registry import TASKS, make_env, register_task, task_names
 from sdpg_core.envs.tasks.reacher import Reacher
 from sdpg_core.sim import (
@@ -84,6 +85,7 @@ def test_images_and_physics_equal_the_training_env(name):
     """Same seed and same actions: SimRobot renders exactly the training env's frames."""
     robot = SimRobot(name, seed=3)
     env = make_env(name, EnvConfig(image_size=32), 1, render=True, seed=3)
+    env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(3, 0)])  # evaluation episode 0
     rng = np.random.default_rng(0)
     assert robot.interface == "effort"  # every registered task drives motors
     for _ in range(3):
@@ -102,6 +104,7 @@ def test_images_and_physics_equal_the_training_env(name):
 def test_episodes_auto_reset_with_return_and_success():
     robot = SimRobot("reacher", seed=5, episode_steps=4)
     reference = make_env("reacher", EnvConfig(episode_steps=4), 1, render=False, seed=5)
+    reference.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(5, 0)])
     robot.set_command([0.02, -0.01])
     total = 0.0
     for step in range(4):
@@ -112,7 +115,7 @@ def test_episodes_auto_reset_with_return_and_success():
         assert (ended is None) == (step < 3)
     assert ended.index == 0 and ended.steps == 4 and ended.success is False
     assert ended.episode_return == pytest.approx(total)
-    reference.reset(np.array([0]))  # the next seeded initial state
+    reference.reset(np.array([0]), seeds=[episode_seed(5, 1)])  # evaluation episode 1
     np.testing.assert_array_equal(robot.env.physics, reference.physics)
     assert robot.episode == 1 and robot.joint_state().effort.tolist() == [0.0, 0.0]
     # Target on the fingertip, arm at rest and unpowered: every step is on target.
@@ -197,4 +200,16 @@ def test_position_servo_robot_holds_then_tracks(position_task):
     for _ in range(50):
         robot.step()
     assert np.abs(robot.joint_state().position - goal).max() < 0.1
+    robot.close()
+
+
+def test_sim_episodes_replay_the_evaluation_episodes():
+    batch = make_env("reacher", EnvConfig(), 3, render=False, seed=99)
+    batch.reset(np.arange(3), seeds=[episode_seed(7, k) for k in range(3)])
+    robot = SimRobot("reacher", seed=7)
+    for k in range(3):
+        np.testing.assert_array_equal(robot.env.physics[0], batch.physics[k])
+        np.testing.assert_array_equal(robot.env.extras[0], batch.extras[k])
+        robot.reset()
+    assert not np.array_equal(batch.extras[0], batch.extras[1])
     robot.close()

@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def episode_seed(seed: int, episode: int) -> list[int]:
+    """Seed of evaluation episode ``episode`` (``reset(ids, seeds)``): shared by in-process
+    evaluation and the ROS sim backend, so both play the same episodes."""
+    return [seed, episode]
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     """Static description of a batched env's observations and actions."""

@@ -96,12 +96,20 @@ class MujocoBatchEnv(BatchedEnv):
         nq, nv = self.model.nq, self.model.nv
         return physics[:, 1 : 1 + nq], physics[:, 1 + nq : 1 + nq + nv]
 
-    def reset(self, ids: np.ndarray) -> None:
-        """Sample fresh initial states for ``ids`` and restart their frame stacks."""
+    def reset(self, ids: np.ndarray, seeds: list | None = None) -> None:
+        """Sample fresh initial states for ``ids`` and restart their frame stacks.
+
+        ``seeds`` (one per id, any ``np.random.default_rng`` seed) makes each initial state a
+        function of its seed alone, e.g. ``(eval_seed, episode)``: in-process evaluation and
+        the ROS sim backend then play the very same episodes."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
-        qpos, qvel, extras = self.task.initial_state(self.rng, len(ids))
+        if seeds is None:
+            qpos, qvel, extras = self.task.initial_state(self.rng, len(ids))
+        else:
+            draws = [self.task.initial_state(np.random.default_rng(s), 1) for s in seeds]
+            qpos, qvel, extras = (np.concatenate(parts) for parts in zip(*draws, strict=True))
         physics = np.zeros((len(ids), self._nstate))
         physics[:, 1 : 1 + self.model.nq] = qpos
         physics[:, 1 + self.model.nq : 1 + self.model.nq + self.model.nv] = qvel
