@@ -134,10 +134,10 @@ def run_nodes(
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes: list[Node] = []
     try:
-        nodes = [factory() for factory in factories]
         executor = SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
+        for factory in factories:  # one by one: a failing node still closes the earlier ones
+            nodes.append(factory())
+            executor.add_node(nodes[-1])
         while rclpy.ok() and not (until and until()):
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
