@@ -26,73 +26,76 @@ ARGUMENTS = {
     "joint_states_topic": ("/joint_states", "real backend: the driver's joint states"),
     "driver_launch": ("", "real backend: a launch file starting the robot and camera drivers"),
     "autostart": ("true", "configure and activate hardware_bridge on start"),
+    "publish_tf": ("true", "start robot_state_publisher on the robot's URDF"),
 }
+
+
+def robot_state_publisher(robot, sim_time: bool, remaps: list) -> Node:
+    """TF of the robot from the same URDF MuJoCo loads (joint_states remapped like the bridge)."""
+    from sdpg_core.robot import robot_urdf_path
+
+    description = robot_urdf_path(robot).read_text()
+    return Node(
+        package="robot_state_publisher",
+        executable="robot_state_publisher",
+        parameters=[{"robot_description": description, "use_sim_time": sim_time}],
+        remappings=[r for r in remaps if r[0] == "joint_states"],
+    )
+
+
+def policy_and_bridge(arg: dict, share: Path, sim_time: bool, remaps: list) -> list:
+    """policy_node and the hardware_bridge lifecycle node: identical for both backends."""
+    bridge = {
+        "robot": arg["robot"],
+        "dry_run": arg["dry_run"] == "true",
+        "autostart": arg["autostart"] == "true",
+        "use_sim_time": sim_time,
+    }
+    policy = {"checkpoint": arg["checkpoint"], "use_sim_time": sim_time}
+    return [
+        Node(package="sdpg_ros", executable="policy_node", name="policy_node",
+             parameters=[share / "config" / "policy_node.yaml", policy],
+             remappings=remaps, output="screen"),
+        LifecycleNode(package="sdpg_ros", executable="hardware_bridge", name="hardware_bridge",
+                      namespace="", parameters=[share / "config" / "hardware_bridge.yaml", bridge],
+                      remappings=remaps, output="screen"),
+    ]
+
+
+def sim_backend(arg: dict, share: Path, robot, sim_time: bool) -> Node:
+    """The MuJoCo robot, with the camera size and action repeat the checkpoint trained with."""
+    params = {"task": robot.sim_task, "use_sim_time": sim_time}
+    if arg["checkpoint"]:
+        from sdpg_core.policy import Policy
+
+        policy = Policy.load(arg["checkpoint"])
+        params["image_size"] = int(policy.spec.pixel_shape[1])
+        params["action_repeat"] = policy.cfg.env.action_repeat
+    return Node(package="sdpg_ros", executable="sim_backend", name="sim_backend",
+                parameters=[share / "config" / "sim_backend.yaml", params], output="screen")
 
 
 def nodes(context):
     """The deploy session's actions, resolved from the launch arguments."""
-    from sdpg_core.robot import load_robot, robot_urdf_path
+    from sdpg_core.robot import load_robot
 
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    if arg["backend"] not in ("sim", "real"):
+        raise ValueError(f"backend must be sim or real, got {arg['backend']!r}")
     share = Path(get_package_share_directory("sdpg_ros"))
     robot = load_robot(arg["robot"])
     sim_time = arg["use_sim_time"] == "true"
     remaps = []
     if arg["backend"] == "real":
-        remaps = [
-            ("camera/image_raw", arg["camera_topic"]),
-            ("joint_states", arg["joint_states_topic"]),
-        ]
-    actions = [
-        Node(
-            package="robot_state_publisher",
-            executable="robot_state_publisher",
-            parameters=[{"robot_description": robot_urdf_path(robot).read_text(),
-                         "use_sim_time": sim_time}],
-            remappings=remaps[1:],
-        ),
-        Node(
-            package="sdpg_ros",
-            executable="policy_node",
-            name="policy_node",
-            parameters=[share / "config" / "policy_node.yaml",
-                        {"checkpoint": arg["checkpoint"], "use_sim_time": sim_time}],
-            remappings=remaps,
-            output="screen",
-        ),
-        LifecycleNode(
-            package="sdpg_ros",
-            executable="hardware_bridge",
-            name="hardware_bridge",
-            namespace="",
-            parameters=[share / "config" / "hardware_bridge.yaml",
-                        {"robot": arg["robot"], "dry_run": arg["dry_run"] == "true",
-                         "autostart": arg["autostart"] == "true", "use_sim_time": sim_time}],
-            remappings=remaps,
-            output="screen",
-        ),
-    ]
+        remaps = [("camera/image_raw", arg["camera_topic"]),
+                  ("joint_states", arg["joint_states_topic"])]
+    actions = policy_and_bridge(arg, share, sim_time, remaps)
+    if arg["publish_tf"] == "true":
+        actions.append(robot_state_publisher(robot, sim_time, remaps))
     if arg["backend"] == "sim":
-        sim_params = {"task": robot.sim_task, "use_sim_time": sim_time}
-        if arg["checkpoint"]:
-            from sdpg_core.policy import Policy
-
-            policy = Policy.load(arg["checkpoint"])
-            sim_params["image_size"] = int(policy.spec.pixel_shape[1])
-            sim_params["action_repeat"] = policy.cfg.env.action_repeat
-        actions.append(
-            Node(
-                package="sdpg_ros",
-                executable="sim_backend",
-                name="sim_backend",
-                parameters=[share / "config" / "sim_backend.yaml", sim_params],
-                output="screen",
-            )
-        )
+        actions.append(sim_backend(arg, share, robot, sim_time))
     elif arg["driver_launch"]:
         actions.append(IncludeLaunchDescription(PythonLaunchDescriptionSource(arg["driver_launch"])))
-    elif arg["backend"] != "real":
-        raise ValueError(f"backend must be sim or real, got {arg['backend']!r}")
     return actions
 
 

@@ -321,6 +321,7 @@ class TrainingSession:
         self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
         self.last_eval: dict[str, float] | None = None
         self.stop_requested = False
+        self.skip_final_evaluation = False  # a supervisor is shutting us down: save and go
         self.checkpoint_listeners: list[Callable[[Path], None]] = []
 
     @classmethod
@@ -423,7 +424,7 @@ class TrainingSession:
         if trainer.best_score == -float("inf"):
             self.save("best.pt")
         video = self.run_dir / "eval.mp4" if self.cfg.run.video else None
-        final = self.evaluate(video)
+        final = {} if self.skip_final_evaluation else self.evaluate(video)
         self.logger.close()
         trainer.close()
         return {

@@ -146,7 +146,9 @@ def run_nodes(
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
-        for node in nodes:
+        for sig in previous:  # a second signal must not cut the safe shutdown short
+            signal.signal(sig, signal.SIG_IGN)
+        for node in reversed(nodes):  # the bridge (built after its inputs) stops first
             close = getattr(node, "close", None)
             if close is not None:
                 close()

@@ -57,7 +57,7 @@ class TrainerNode(Node):
         super().__init__("trainer_node", **kwargs)
         self._open_session = self._session_factory()
         self.session: TrainingSession | None = None
-        self.stop_requested = False
+        self.stop_requested = self.skip_final_evaluation = False
         self.record: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
         self.error: str | None = None
@@ -118,6 +118,7 @@ class TrainerNode(Node):
             self.session = self._open_session()
             self.session.checkpoint_listeners.append(self._on_checkpoint)
             self.session.stop_requested = self.stop_requested
+            self.session.skip_final_evaluation = self.skip_final_evaluation
             self.summary = self.session.run(show_progress=False, on_record=self._on_record)
             self.get_logger().info(f"training finished: {self.summary}")
         except Exception as err:  # reported on the progress topic, never a silent death
@@ -174,15 +175,17 @@ class TrainerNode(Node):
         return response
 
     def close(self) -> None:
-        """Stop training (saving latest.pt) and wait for the worker to finish."""
-        self._request_stop()
+        """Stop training, save latest.pt (no final evaluation: launch allows 5 s) and wait."""
+        self._request_stop(skip_final_evaluation=True)
         self.worker.join()
 
-    def _request_stop(self) -> None:
+    def _request_stop(self, skip_final_evaluation: bool = False) -> None:
         """Ask the session to end after its current iteration (or before it starts)."""
         self.stop_requested = True
+        self.skip_final_evaluation |= skip_final_evaluation
         if self.session is not None:
             self.session.stop_requested = True
+            self.session.skip_final_evaluation = self.skip_final_evaluation
 
 
 def main(args: list[str] | None = None) -> int:
