@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
@@ -59,6 +60,7 @@ class TrainerNode(Node):
         self.session: TrainingSession | None = None
         self.stop_requested = self.skip_final_evaluation = False
         self.record: dict[str, Any] = {}
+        self.preview: np.ndarray | None = None  # latest nominal camera frame
         self.summary: dict[str, Any] | None = None
         self.error: str | None = None
         self.finished = threading.Event()
@@ -151,7 +153,7 @@ class TrainerNode(Node):
         self.progress_pub.publish(
             DiagnosticStatus(level=level, name="sdpg_trainer", message=message, values=values)
         )
-        frame = getattr(self, "preview", None)
+        frame = self.preview
         if frame is not None:
             msg = to_msg(frame)
             msg.header.stamp = self.get_clock().now().to_msg()

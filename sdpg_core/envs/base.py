@@ -3,7 +3,8 @@
 Notation: N = number of envs in the batch, R = number of rendered envs (``render_ids``),
 A = action dim, Ds = privileged state dim, C = 3 * frame_stack, H = W = image size.
 
-- ``reset(ids)``: re-initialise envs ``ids`` (int64 [n]) from the task's initial distribution.
+- ``reset(ids, seeds=None)``: re-initialise envs ``ids`` (int64 [n]) from the task's initial
+  distribution; with ``seeds`` (one per id) each initial state depends on its seed alone.
 - ``step(actions)``: actions float32 [N, A] in (-1, 1) (already squashed) ->
   ``StepResult(obs, reward float32 [N], terminated bool [N], truncated bool [N], info)``;
   no auto-reset: the caller resets done envs. A non-finite physics state is a termination
@@ -112,8 +113,8 @@ class BatchedEnv(abc.ABC):
     render_ids: np.ndarray  # int64 [R]
 
     @abc.abstractmethod
-    def reset(self, ids: np.ndarray) -> None:
-        """Re-initialise envs ``ids``."""
+    def reset(self, ids: np.ndarray, seeds: list | None = None) -> None:
+        """Re-initialise envs ``ids`` (from ``seeds``, one per id, when given)."""
 
     @abc.abstractmethod
     def step(self, actions: np.ndarray) -> StepResult:
