@@ -9,12 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from sdpg_core.config import ConfigError, resolve
+from sdpg_core.config import ALGOS, ConfigError, resolve
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """The flags of ``sdpg train`` (shared with ``sdpg-ros train``)."""
     train.add_argument("--task", required=True)
+    train.add_argument(
+        "--algo",
+        choices=ALGOS,
+        help="learning algorithm (sets run.algo; default: the config's, sdpg)",
+    )
     train.add_argument("--config", help="YAML file applied after the task's defaults")
     train.add_argument(
         "--set",
@@ -66,7 +71,14 @@ def cmd_tasks(_: argparse.Namespace) -> int:
 def train_config(args: argparse.Namespace):
     """Resolve the config of ``sdpg train`` from task YAML, --config and flags."""
     return resolve_train_config(
-        args.task, args.config, args.set, args.device, args.seed, args.iterations, args.minutes
+        args.task,
+        args.config,
+        args.set,
+        args.device,
+        args.seed,
+        args.iterations,
+        args.minutes,
+        args.algo,
     )
 
 
@@ -78,12 +90,15 @@ def resolve_train_config(
     seed: int | None = None,
     iterations: int | None = None,
     minutes: float | None = None,
+    algo: str | None = None,
 ):
     """Task YAML, then ``config_file``, then ``overrides``, then the explicit flags."""
     from sdpg_core.envs.registry import get_task
 
     get_task(task)
     overrides = list(overrides or [])
+    if algo:
+        overrides.append(f"run.algo={algo}")
     if device:
         overrides.append(f"run.device={device}")
     if seed is not None:
@@ -133,9 +148,10 @@ def summary_line(summary: dict) -> str:
     return " ".join(parts)
 
 
-def default_run_dir(task: str) -> str:
-    """runs/<task>-<local time>."""
-    return f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_dir(task: str, algo: str = "sdpg") -> str:
+    """runs/<task>-<local time> (runs/<task>-<algo>-<local time> for the baselines)."""
+    name = task if algo == "sdpg" else f"{task}-{algo}"
+    return f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -143,12 +159,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sdpg_core.runner import TrainingSession
 
     cfg = train_config(args)
-    out = args.out or default_run_dir(args.task)
+    out = args.out or default_run_dir(args.task, cfg.run.algo)
     return run_session(TrainingSession.start(cfg, out), not args.no_progress)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a run."""
+    """Continue a run (with the algorithm of its checkpoint's config)."""
     from sdpg_core.runner import TrainingSession
 
     return run_session(TrainingSession.resume(args.run_dir, args.device), not args.no_progress)

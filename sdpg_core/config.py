@@ -84,9 +84,53 @@ class AlgoConfig:
 
 
 @dataclass
-class RunConfig:
-    """Run length, device, seeding, logging and evaluation."""
+class PPOConfig:
+    """PPO baseline (Schulman et al., 2017) from pixels; names follow the paper.
 
+    The action convention (``algo.mu_bound``, ``algo.log_sigma_min/max``) is SDPG's."""
+
+    num_envs: int = 64  # every env renders and runs the actor
+    horizon: int = 32  # T steps per env and iteration: 2048 samples, as in the paper's MuJoCo
+    epochs: int = 10  # K passes over the rollout
+    minibatches: int = 32  # of 64 samples
+    clip: float = 0.2  # epsilon of the clipped surrogate
+    gamma: float = 0.99
+    lam: float = 0.95  # GAE lambda
+    lr: float = 3e-4  # one Adam over actor and critic
+    anneal_lr: bool = True  # linear decay to 0 over run progress
+    value_coef: float = 0.5  # c1
+    entropy_coef: float = 0.0  # c2
+    init_log_std: float = -0.5  # pre-tanh log-std at the start
+    normalize_advantages: bool = True  # over the whole rollout
+    reward_scale: float = 1.0
+    grad_clip: float = 0.5  # max grad norm, actor and critic each
+
+
+@dataclass
+class DistillConfig:
+    """Teacher-student distillation with DAgger (Ross et al., 2011) onto a pixel actor."""
+
+    teacher: str = ""  # checkpoint of a trained state policy of <task>_state (SDPG or PPO)
+    # Per iteration as SDPG's reacher CPU config: 256 rendered frames, 1024 CNN passes.
+    num_envs: int = 16  # B rendered envs, the student (or the teacher) acting
+    horizon: int = 16  # T steps per env and iteration
+    beta: float = 1.0  # probability that the teacher acts, at iteration 0
+    beta_decay: float = 0.9  # beta_i = beta * beta_decay ** i
+    buffer_size: int = 8192  # aggregated (pixels, teacher action) pairs, oldest dropped
+    batch_size: int = 128
+    updates: int = 8  # Adam steps per iteration
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+
+
+ALGOS = ("sdpg", "ppo", "distill")
+
+
+@dataclass
+class RunConfig:
+    """Algorithm, run length, device, seeding, logging and evaluation."""
+
+    algo: str = "sdpg"  # sdpg | ppo | distill
     iterations: int = 20000
     minutes: float = 0.0  # > 0: wall-clock budget; the LR schedule follows whichever ends first
     seed: int = 0
@@ -107,6 +151,8 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,10 +176,55 @@ class Config:
             "algo.lam": 0.0 <= self.algo.lam <= 1.0,
             "run.device": self.run.device.split(":")[0] in ("cpu", "cuda"),
         }
-        bad = [key for key, ok in checks.items() if not ok]
+        bad = [
+            key
+            for key, ok in (checks | _ppo_checks(self.ppo) | _distill_checks(self.distill)).items()
+            if not ok
+        ]
         if bad:
             raise ConfigError(f"invalid value for {', '.join(bad)}")
+        _check_algo(self)
         return self
+
+
+def _ppo_checks(ppo: PPOConfig) -> dict[str, bool]:
+    """Range checks of the ``ppo`` section."""
+    return {
+        "ppo.num_envs": ppo.num_envs >= 1,
+        "ppo.horizon": ppo.horizon >= 1,
+        "ppo.epochs": ppo.epochs >= 1,
+        "ppo.minibatches": 1 <= ppo.minibatches <= ppo.num_envs * ppo.horizon,
+        "ppo.clip": ppo.clip > 0.0,
+        "ppo.gamma": 0.0 <= ppo.gamma <= 1.0,
+        "ppo.lam": 0.0 <= ppo.lam <= 1.0,
+        "ppo.lr": ppo.lr > 0.0,
+    }
+
+
+def _distill_checks(distill: DistillConfig) -> dict[str, bool]:
+    """Range checks of the ``distill`` section."""
+    return {
+        "distill.num_envs": distill.num_envs >= 1,
+        "distill.horizon": distill.horizon >= 1,
+        "distill.beta": 0.0 <= distill.beta <= 1.0,
+        "distill.beta_decay": 0.0 <= distill.beta_decay <= 1.0,
+        "distill.batch_size": distill.batch_size >= 1,
+        "distill.buffer_size": distill.buffer_size >= max(distill.batch_size, distill.num_envs),
+        "distill.updates": distill.updates >= 1,
+        "distill.lr": distill.lr > 0.0,
+    }
+
+
+def _check_algo(cfg: Config) -> None:
+    """``run.algo`` names an algorithm; distillation names its teacher."""
+    if cfg.run.algo not in ALGOS:
+        raise ConfigError(f"run.algo: {cfg.run.algo!r} is not one of {', '.join(ALGOS)}")
+    if cfg.run.algo == "distill" and not cfg.distill.teacher:
+        base = cfg.env.task.removesuffix("_state")
+        raise ConfigError(
+            "run.algo=distill needs distill.teacher: the checkpoint of a state policy trained "
+            f"on {base}_state (e.g. --set distill.teacher=runs/X/checkpoints/best.pt)"
+        )
 
 
 def _plain(value: Any) -> Any:

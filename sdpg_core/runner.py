@@ -1,10 +1,9 @@
-"""SDPG runner: owns envs, rollouts, resets, logging, evaluation and checkpoints."""
+"""SDPG runner (envs, rollouts, resets, checkpoints) and the training session of every algorithm."""
 
 from __future__ import annotations
 
 import copy
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,90 +14,23 @@ from tqdm import tqdm
 
 from sdpg_core import checkpoint
 from sdpg_core.config import Config, from_dict
+from sdpg_core.distill_runner import DistillTrainer
 from sdpg_core.envs.registry import make_env
 from sdpg_core.evaluate import evaluate
 from sdpg_core.learner import SDPGLearner
 from sdpg_core.logger import MetricsLogger
-from sdpg_core.models import resolve_device
 from sdpg_core.policy import Policy, actor_input
+from sdpg_core.ppo_runner import PPOTrainer
 from sdpg_core.storage import RolloutStorage
+from sdpg_core.training import EpisodeTracker, TrainerBase
 
 
-class EpisodeTracker:
-    """Returns, reward terms and success of the nominal envs' finished episodes."""
-
-    def __init__(self, count: int, window: int, has_success: bool) -> None:
-        self.has_success = has_success
-        self.running = np.zeros(count)
-        self.terms: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(count))
-        self.returns: deque[float] = deque(maxlen=window)
-        self.successes: deque[float] = deque(maxlen=window)
-        self.term_means: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=window))
-
-    def add(
-        self,
-        reward: np.ndarray,
-        terms: dict[str, np.ndarray],
-        ended: np.ndarray,
-        success: np.ndarray | None,
-    ) -> None:
-        """Accumulate one step of the nominal envs; close the episodes that ``ended``."""
-        self.running += reward
-        for name, value in terms.items():
-            self.terms[name] += value
-        for i in np.flatnonzero(ended):
-            self.returns.append(float(self.running[i]))
-            if success is not None:
-                self.successes.append(float(success[i]))
-            for name in terms:
-                self.term_means[name].append(float(self.terms[name][i]))
-        self.running[ended] = 0.0
-        for name in terms:
-            self.terms[name][ended] = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        """Running sums and windows (plain lists/tensors, weights_only-loadable)."""
-        return {
-            "running": torch.from_numpy(self.running.copy()),
-            "terms": {k: torch.from_numpy(v.copy()) for k, v in self.terms.items()},
-            "returns": list(self.returns),
-            "successes": list(self.successes),
-            "term_means": {k: list(v) for k, v in self.term_means.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of ``state_dict``."""
-        self.running[:] = state["running"].numpy()
-        for name, value in state["terms"].items():
-            self.terms[name][:] = value.numpy()
-        self.returns.extend(state["returns"])
-        self.successes.extend(state["successes"])
-        for name, values in state["term_means"].items():
-            self.term_means[name].extend(values)
-
-    def summary(self) -> dict[str, Any]:
-        """Window means (None before the first finished episode)."""
-        out: dict[str, Any] = {
-            "episode_return": float(np.mean(self.returns)) if self.returns else None,
-            "episodes": len(self.returns),
-        }
-        if self.has_success:
-            out["success_rate"] = float(np.mean(self.successes)) if self.successes else None
-        for name, values in self.term_means.items():
-            out[f"reward/{name}"] = float(np.mean(values))
-        return out
-
-
-class Trainer:
+class Trainer(TrainerBase):
     """Runs SDPG iterations: sync, perturbed rollout, update, log."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, state: dict[str, Any] | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        super().__init__(cfg, run_dir)
         algo = cfg.algo
-        torch.manual_seed(cfg.run.seed)
-        if cfg.run.torch_threads:
-            torch.set_num_threads(cfg.run.torch_threads)
-        self.device = resolve_device(cfg.run.device)
         self.group_size = algo.num_perturbations + 1
         self.num_envs = algo.num_nominal * self.group_size
         self.nominal_ids = np.arange(algo.num_nominal) * self.group_size
@@ -113,9 +45,8 @@ class Trainer:
         self.episodes = EpisodeTracker(
             algo.num_nominal, max(algo.num_nominal, 20), self.spec.has_success
         )
-        self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
-        self.best_score = -float("inf")
-        self.timers: dict[str, float] = defaultdict(float)
+        self.steps_per_iteration = self.num_envs * algo.horizon
+        self.frames_per_iteration = algo.num_nominal * algo.horizon
         if state is not None:
             self._restore(state)
 
@@ -133,12 +64,6 @@ class Trainer:
             spec.action_dim,
             self.device,
         )
-
-    def _timed(self, name: str, start: float) -> float:
-        """Add the time since ``start`` to timer ``name``; return now."""
-        now = time.perf_counter()
-        self.timers[name] += now - start
-        return now
 
     def collect(self) -> torch.nn.Module:
         """Sync auxiliaries to nominals and fill the storage; returns the frozen normaliser."""
@@ -205,52 +130,13 @@ class Trainer:
         terms = {k: v[ids] for k, v in result.info["reward_terms"].items()}
         self.episodes.add(result.reward[ids], terms, ended, success)
 
-    def progress(self) -> float:
-        """Fraction of the run done (iterations or wall-clock budget, whichever is further)."""
-        run = self.cfg.run
-        frac = self.iteration / max(run.iterations, 1)
-        if run.minutes > 0:
-            frac = max(frac, self.wall_time / (run.minutes * 60.0))
-        return min(frac, 1.0)
-
-    def train_iteration(self) -> dict[str, Any]:
-        """One SDPG iteration; returns its metrics record."""
-        start = time.perf_counter()
-        self.timers.clear()
-        self.env.timers.clear()
+    def _iterate(self) -> dict[str, float]:
+        """Sync, perturbed rollout and one SDPG update."""
         frozen = self.collect()
-        update_start = time.perf_counter()
+        start = time.perf_counter()
         metrics = self.learner.update(self.storage, frozen, self.iteration, self.progress())
-        self._timed("update", update_start)
-        elapsed = time.perf_counter() - start
-        self.iteration += 1
-        steps = self.num_envs * self.cfg.algo.horizon
-        self.env_steps += steps
-        self.wall_time += elapsed
-        return self._record(metrics, elapsed, steps)
-
-    def _record(self, metrics: dict[str, float], elapsed: float, steps: int) -> dict[str, Any]:
-        """The metrics.jsonl record of the iteration just finished."""
-        timers = {f"time/{k}": v for k, v in self.timers.items()}
-        timers |= {f"time/{k}": v for k, v in self.env.timers.items()}
-        return {
-            "iteration": self.iteration,
-            "task": self.spec.task,
-            "env_steps": self.env_steps,
-            "nominal_frames": self.iteration * self.cfg.algo.num_nominal * self.cfg.algo.horizon,
-            "wall_time_s": self.wall_time,
-            "fps": steps / elapsed,
-            **self.episodes.summary(),
-            **metrics,
-            **timers,
-        }
-
-    def preview(self) -> np.ndarray | None:
-        """Latest camera frame of nominal env 0 as RGB uint8 [H, W, 3] (None without pixels)."""
-        renderer = self.env.renderer
-        if renderer is None:
-            return None
-        return renderer.stack.frames[0, -3:].transpose(1, 2, 0).copy()
+        self._timed("update", start)
+        return metrics
 
     def policy(self) -> Policy:
         """The current actor as a deployable policy (shares weights, no copy)."""
@@ -270,13 +156,8 @@ class Trainer:
             "actor_opt": learner.actor_opt.state_dict(),
             "critic_opt": learner.critic_opt.state_dict(),
             "alpha_opt": learner.alpha_opt.state_dict(),
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "wall_time_s": self.wall_time,
-            "best_score": self.best_score,
-            "torch_rng": torch.get_rng_state(),
-            "noise_rng": self.noise_gen.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            **self.counters(),
+            **self.rng_state(self.noise_gen),
             "env": self.env.state_dict(),
             "episodes": self.episodes.state_dict(),
         }
@@ -290,18 +171,24 @@ class Trainer:
         learner.actor_opt.load_state_dict(state["actor_opt"])
         learner.critic_opt.load_state_dict(state["critic_opt"])
         learner.alpha_opt.load_state_dict(state["alpha_opt"])
-        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
-        self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
-        torch.set_rng_state(state["torch_rng"])
-        self.noise_gen.set_state(state["noise_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.restore_counters(state)
+        self.restore_rng(state, self.noise_gen)
         self.env.load_state_dict(state["env"])
         self.episodes.load_state_dict(state["episodes"])
 
-    def close(self) -> None:
-        """Release the envs."""
-        self.env.close()
+
+TRAINERS: dict[str, type[TrainerBase]] = {
+    "sdpg": Trainer,
+    "ppo": PPOTrainer,
+    "distill": DistillTrainer,
+}
+
+
+def make_trainer(
+    cfg: Config, run_dir: str | Path, state: dict[str, Any] | None = None
+) -> TrainerBase:
+    """The trainer of ``cfg.run.algo`` (sdpg | ppo | distill), restored from ``state`` if given."""
+    return TRAINERS[cfg.run.algo](cfg, run_dir, state)
 
 
 def evaluation_score(result: dict[str, float]) -> float:
@@ -314,7 +201,7 @@ def evaluation_score(result: dict[str, float]) -> float:
 class TrainingSession:
     """A run directory around a Trainer: budget, progress bar, logging, evaluation, checkpoints."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: TrainerBase) -> None:
         self.trainer = trainer
         self.cfg = trainer.cfg
         self.run_dir = trainer.run_dir
@@ -332,7 +219,7 @@ class TrainingSession:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        return cls(Trainer(cfg, run_dir))
+        return cls(make_trainer(cfg, run_dir))
 
     @classmethod
     def resume(cls, run_dir: str | Path, device: str | None = None) -> TrainingSession:
@@ -342,7 +229,7 @@ class TrainingSession:
         cfg = from_dict(state["config"], f"{run_dir}/checkpoints/latest.pt: config")
         if device:
             cfg.run.device = device
-        return cls(Trainer(cfg, run_dir, state))
+        return cls(make_trainer(cfg, run_dir, state))
 
     def done(self) -> bool:
         """Budget exhausted, success target met or stop requested."""

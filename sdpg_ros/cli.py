@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
-    deploy.add_argument("--compare", help="summary.json of sdpg train: print the success gap")
+    deploy.add_argument(
+        "--compare",
+        action="store_true",
+        help="sim: also evaluate the checkpoint in-process on the same episodes; print the gap",
+    )
     deploy.add_argument(
         "--seed", type=int, default=EVAL_SEED, help="sim: episode seed (= sdpg eval's episodes)"
     )
@@ -89,6 +93,19 @@ def sim_factories(
     ]
 
 
+def in_process_reference(checkpoint: str, episodes: int, seed: int) -> dict[str, Any]:
+    """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count)."""
+    from sdpg_core.evaluate import evaluate
+
+    if episodes == 0:
+        return {}
+    result = evaluate(Policy.load(checkpoint), episodes, seed)
+    return {
+        "in_process_success_rate": result.get("success_rate"),
+        "in_process_return_mean": result["return_mean"],
+    }
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Run the deploy session; write and print its report."""
     from sdpg_ros.hardware_bridge import HardwareBridge
@@ -113,10 +130,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     code = run_nodes([lambda f=f: _keep(nodes, f) for f in factories], None, until)
     report = deploy_report(nodes, time.monotonic() - start)
-    if args.compare:
-        report["in_process_success_rate"] = json.loads(Path(args.compare).read_text()).get(
-            "success_rate"
-        )
+    if args.compare and args.backend == "sim":
+        report |= in_process_reference(args.checkpoint, report["episodes"], args.seed)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
     print(summary_line(report))
@@ -128,8 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sdpg_ros.trainer_node import TrainerNode
 
     params: dict[str, Any] = {"task": args.task}
-    if args.set:
-        params["overrides"] = list(args.set)
+    overrides = list(args.set) + ([f"run.algo={args.algo}"] if args.algo else [])
+    if overrides:
+        params["overrides"] = overrides
     for key in ("config", "out", "device"):
         if getattr(args, key):
             params[key] = getattr(args, key)
@@ -138,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             params[key] = getattr(args, key)
     factories = [_node(TrainerNode, params)]
     if args.eval_in_sim:
-        env = resolve_train_config(args.task, args.config, args.set).env
+        env = resolve_train_config(args.task, args.config, overrides).env
         factories += sim_factories("", args.robot, 0, "cpu", env=env)
     nodes: dict[str, Node] = {}
     start = time.monotonic()

@@ -5,6 +5,9 @@ own thread, fed the newest frame by the image callback, so the executor never wa
 (and a slow policy skips frames, counted as ``superseded``, instead of acting on old ones).
 Every bad input (encoding, size, truncated data, stale stamp, non-finite output) is counted
 and skipped, never fatal.
+An ``episode_start`` Header (from the sim backend, or an operator's tool on hardware) drops
+the frame history at the first frame stamped at or after it, as training does at a reset
+(one frame late if it arrives after that frame).
 Hot reload: set the ``checkpoint`` parameter, call ``~/reload``, or publish a path on
 ``checkpoint_topic``; a failed load keeps the running policy.
 """
@@ -21,7 +24,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from sdpg_core.models import resolve_device
@@ -50,6 +53,7 @@ STARTUP_ONLY = (
     "image_width",
     "checkpoint_topic",
     "use_joint_states",
+    "episode_topic",
 )
 
 
@@ -92,6 +96,11 @@ class PolicyNode(Node):
             self.create_subscription(
                 String, self.checkpoint_topic, self._on_checkpoint_msg, LATCHED_QOS
             )
+        if self.episode_topic:
+            self.create_subscription(
+                Header, self.episode_topic, self._on_episode_start, RELIABLE_QOS
+            )
+        self._restart_ns: int | None = None  # newest episode_start stamp not yet applied
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
         self._latest: Image | None = None  # newest frame not yet acted on
@@ -119,6 +128,9 @@ class PolicyNode(Node):
         self.use_joint_states = declare(
             self, "use_joint_states", False, "feed joint states to the policy (pixel: no)"
         )
+        self.episode_topic = declare(
+            self, "episode_topic", "episode_start", "Header: frame history restarts ('' = off)"
+        )
         require(
             bool(self.checkpoint or self.checkpoint_topic),
             "checkpoint",
@@ -139,6 +151,8 @@ class PolicyNode(Node):
         )
         if self.checkpoint_topic:
             require_topic("checkpoint_topic", self.checkpoint_topic)
+        if self.episode_topic:
+            require_topic("episode_topic", self.episode_topic)
 
     def expected_size(self, policy: Policy) -> tuple[int, int]:
         """(height, width) of the accepted camera images."""
@@ -189,6 +203,7 @@ class PolicyNode(Node):
             if image.shape[:2] != expected:
                 self.counters.reject("size", f"image {image.shape[:2]}, expected {expected}")
                 return
+            self._maybe_restart(policy, stamp_to_ns(msg.header.stamp))
             start = time.perf_counter()
             action = policy.act_image(image)
             self.inference_ms = (time.perf_counter() - start) * 1e3
@@ -199,6 +214,18 @@ class PolicyNode(Node):
         out.header.stamp = msg.header.stamp
         self.action_pub.publish(out)
         self.counters.add("actions")
+
+    def _on_episode_start(self, msg: Header) -> None:
+        """A new episode's frames start at ``msg.stamp``."""
+        with self._lock:
+            self._restart_ns = stamp_to_ns(msg.stamp)
+
+    def _maybe_restart(self, policy: Policy, stamp_ns: int) -> None:
+        """Drop the frame history at the first frame of a new episode (lock held)."""
+        if self._restart_ns is not None and stamp_ns >= self._restart_ns:
+            policy.reset_stream()
+            self._restart_ns = None
+            self.counters.add("episode_restarts")
 
     def reload(self, path: str) -> tuple[bool, str]:
         """Load ``path`` and swap it in; on failure keep the running policy. (ok, message)."""

@@ -1,14 +1,17 @@
 """``sim_backend``: the MuJoCo task behind the topics of a real robot with ros2_control + camera.
 
 Publishes ``/clock`` (sim time), ``joint_states``, ``camera/image_raw`` + ``camera/camera_info``
-and ``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
-tasks without a success criterion); takes ros2_control-style
+``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
+tasks without a success criterion) and ``episode_start`` (a Header stamped like the first
+camera frame of each episode, published before that frame, so a policy restarts its frame
+history exactly where training did); takes ros2_control-style
 commands on ``<controller>/commands`` (Float64MultiArray, held until the next one) and
 optionally ``<controller>/joint_trajectory``; ``~/reset`` starts a new episode.
 
 Each timer tick applies the latest command, steps the physics one control step and publishes
-the new state (the first tick publishes the initial state), so a policy that answers within
-one tick acts on the frame of the step it controls, as in training.
+the new state (the first tick, and the first after ``~/reset``, publish the initial state), so
+a policy that answers within one tick acts on the frame of the step it controls, as in
+training.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -89,7 +92,7 @@ class SimBackend(Node):
         self.episodes: list[dict[str, Any]] = []
         self._info = camera_info(self.robot.fovy, self.image_size)
         self._last_frame = -1
-        self._started = False
+        self._fresh = True  # the robot holds an episode's initial state, not yet published
         self._closing, self._closed = threading.Lock(), False  # close() vs a running tick
         self._group = MutuallyExclusiveCallbackGroup()
         self._make_interfaces()
@@ -142,6 +145,7 @@ class SimBackend(Node):
         self.image_pub = self.create_publisher(Image, "camera/image_raw", RELIABLE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", RELIABLE_QOS)
         self.status_pub = self.create_publisher(DiagnosticStatus, "task_status", RELIABLE_QOS)
+        self.episode_pub = self.create_publisher(Header, "episode_start", RELIABLE_QOS)
         self.create_subscription(
             Float64MultiArray,
             self.command_topic,
@@ -190,6 +194,7 @@ class SimBackend(Node):
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Abandon the running episode and start the next one (command released)."""
         self.robot.reset()
+        self._fresh = True
         self.counters.add("resets")
         response.success = True
         response.message = f"episode {self.robot.episode} started"
@@ -202,13 +207,15 @@ class SimBackend(Node):
                 self._advance()
 
     def _advance(self) -> None:
-        """One tick's work: step (after the first tick) and publish."""
-        if self._started:
+        """One tick's work: step (unless the initial state is unpublished) and publish."""
+        new_episode = self._fresh
+        if not self._fresh:
             episode = self.robot.step()
             if episode is not None:
                 self._end_episode(episode)
-        self._started = True
-        self._publish_state()
+                new_episode = True
+        self._fresh = False
+        self._publish_state(new_episode)
 
     def _end_episode(self, episode: Episode) -> None:
         """Record a finished episode and publish its ``task_status``."""
@@ -224,8 +231,9 @@ class SimBackend(Node):
             return Time(nanoseconds=sim_ns).to_msg()
         return self.get_clock().now().to_msg()
 
-    def _publish_state(self) -> None:
-        """Publish /clock, joint_states and (when due) the camera image + info."""
+    def _publish_state(self, new_episode: bool) -> None:
+        """Publish /clock, joint_states, episode_start (first state of an episode) and (when
+        due) the camera image + info."""
         sim_ns = round(self.robot.sim_time * 1e9)
         if self.publish_clock:
             self.clock_pub.publish(ClockMsg(clock=Time(nanoseconds=sim_ns).to_msg()))
@@ -236,6 +244,8 @@ class SimBackend(Node):
         joints.position, joints.velocity = state.position.tolist(), state.velocity.tolist()
         joints.effort = state.effort.tolist()
         self.joint_pub.publish(joints)
+        if new_episode:
+            self.episode_pub.publish(Header(stamp=stamp, frame_id="camera"))
         if self._camera_due(sim_ns):
             image = to_msg(self.robot.image(self.image_size), frame_id="camera")
             image.header.stamp = self._info.header.stamp = stamp

@@ -144,6 +144,20 @@ def test_truncation_at_episode_end():
     assert flags == [False, False, True]
 
 
+def test_success_is_judged_on_the_final_window(monkeypatch):
+    """Reacher: success held on >= half of the last 10 of 12 steps (hand-worked counts)."""
+    env = make_env("reacher_state", EnvConfig(episode_steps=12), 2, seed=0)
+    held = np.array(
+        [[1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0]], dtype=bool
+    )  # in the window (steps 3..12): 5 of 10 -> success; 4 of 10 -> failure
+    monkeypatch.setattr(env.task, "success", lambda *_: held[:, env.steps[0] - 1])
+    verdicts = [env.step(np.zeros((2, 2), np.float32)).info["success"] for _ in range(12)]
+    assert env.success_window == 10 and verdicts[-1].tolist() == [True, False]
+    assert not np.any(verdicts[:10]) and verdicts[10].tolist() == [True, False]
+    env.reset(np.array([0]))
+    assert env.on_target.tolist() == [0, 4]
+
+
 @pytest.mark.parametrize("name", PIXEL_TASKS)
 def test_action_repeat_sums_rewards_of_the_repeated_steps(name):
     repeat = 3

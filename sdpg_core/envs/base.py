@@ -12,10 +12,12 @@ A = action dim, Ds = privileged state dim, C = 3 * frame_stack, H = W = image si
 - ``observe()``: ``{"state": float32 [N, Ds], "pixels": uint8 [R, C, H, W]}``; pixels exist
   only for ``render_ids`` (the nominal envs) and only when the env renders.
 - ``get_state(ids)`` / ``set_state(state, ids)``: exact round trip of everything that affects
-  future observations and rewards (physics, task extras such as targets, step counter,
-  previous action, and frame stacks of rendered envs).
+  future observations, rewards and success (physics, task extras such as targets, step
+  counter, previous action, success-window count, and frame stacks of rendered envs).
 - ``info``: ``"reward_terms"`` {name: float32 [N]} (their sum is the reward) and, for tasks
-  that define it, ``"success"`` bool [N].
+  that define it, ``"success"`` bool [N], the episode's verdict (read it when the episode
+  ends): the task's success condition held on at least half of the episode's last
+  ``Task.success_window`` control steps (a settled reach, not a one-step snapshot).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class EnvState:
     extras: np.ndarray  # float64 [n, k], task state outside physics (targets, commands)
     steps: np.ndarray  # int64 [n], steps since reset
     prev_action: np.ndarray  # float32 [n, A]
+    on_target: np.ndarray  # int64 [n], steps of the final success window with success held
     frames: np.ndarray | None = field(default=None)  # uint8 [n, C, H, W] for rendered envs
 
 

@@ -55,6 +55,9 @@ class MujocoBatchEnv(BatchedEnv):
         self.prev_action = np.zeros((num_envs, m.nu), dtype=np.float32)
         self.action_repeat = cfg.action_repeat
         self.episode_steps = cfg.episode_steps or -(-task.episode_steps // cfg.action_repeat)
+        window = -(-task.success_window // cfg.action_repeat)
+        self.success_window = max(1, min(window, self.episode_steps))
+        self.on_target = np.zeros(num_envs, dtype=np.int64)
         self.timers: dict[str, float] = defaultdict(float)
         self.renderer = None
         if pixels:
@@ -116,6 +119,7 @@ class MujocoBatchEnv(BatchedEnv):
         self.physics[ids] = physics
         self.extras[ids] = extras
         self.steps[ids] = 0
+        self.on_target[ids] = 0
         self.prev_action[ids] = 0.0
         self._restart_frames(ids)
 
@@ -147,10 +151,17 @@ class MujocoBatchEnv(BatchedEnv):
         qpos, qvel = self._split(self.physics)
         info = {"reward_terms": terms, "nonfinite": broken}
         if self.task.has_success:
-            info["success"] = self.task.success(qpos, qvel, self.extras) & ~broken
+            info["success"] = self._judge_success(qpos, qvel, broken)
         self._render_step()
         truncated = (self.steps >= self.episode_steps) & ~terminated
         return StepResult(self.observe(), reward, terminated, truncated, info)
+
+    def _judge_success(self, qpos: np.ndarray, qvel: np.ndarray, broken: np.ndarray) -> np.ndarray:
+        """Count success over the final window; True once it held on at least half of it."""
+        held = self.task.success(qpos, qvel, self.extras) & ~broken
+        in_window = self.steps > self.episode_steps - self.success_window
+        self.on_target += held & in_window
+        return 2 * self.on_target >= self.success_window
 
     def _repeat(
         self, actions: np.ndarray
@@ -235,6 +246,7 @@ class MujocoBatchEnv(BatchedEnv):
             self.extras[ids].copy(),
             self.steps[ids].copy(),
             self.prev_action[ids].copy(),
+            self.on_target[ids].copy(),
             frames,
         )
 
@@ -245,6 +257,7 @@ class MujocoBatchEnv(BatchedEnv):
         self.extras[ids] = state.extras
         self.steps[ids] = state.steps
         self.prev_action[ids] = state.prev_action
+        self.on_target[ids] = state.on_target
         rows = self._render_row[ids]
         if state.frames is not None and self.renderer is not None:
             keep = rows >= 0
@@ -259,6 +272,7 @@ class MujocoBatchEnv(BatchedEnv):
             "extras": torch.from_numpy(state.extras),
             "steps": torch.from_numpy(state.steps),
             "prev_action": torch.from_numpy(state.prev_action),
+            "on_target": torch.from_numpy(state.on_target),
             "frames": torch.from_numpy(frames.copy()),
             "rng": json.dumps(self.rng.bit_generator.state),
         }
@@ -270,6 +284,7 @@ class MujocoBatchEnv(BatchedEnv):
             state["extras"].numpy(),
             state["steps"].numpy(),
             state["prev_action"].numpy(),
+            state["on_target"].numpy(),
         )
         self.set_state(restored, np.arange(self.num_envs))
         if self.renderer is not None:

@@ -52,6 +52,7 @@ class Task(abc.ABC):
     frame_skip: int = 1
     extras_dim: int = 0
     has_success: bool = False
+    success_window: int = 1  # control steps at the episode's end over which success is judged
     reward_terms: tuple[str, ...] = ()
 
     @abc.abstractmethod

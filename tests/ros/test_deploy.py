@@ -24,10 +24,11 @@ def policy_file(tmp_path_factory):
 def test_sim_session_runs_episodes_and_reports(policy_file, tmp_path, capsys):
     report_file = tmp_path / "report.json"
     argv = ["deploy", "--backend", "sim", "--checkpoint", str(policy_file)]
-    argv += ["--episodes", "2", "--duration", "60", "--report", str(report_file)]
+    argv += ["--episodes", "2", "--duration", "60", "--report", str(report_file), "--compare"]
     assert cli.main(argv) == 0
     report = json.loads(report_file.read_text())
     assert report["episodes"] >= 2 and report["success_rate"] is not None
+    assert 0.0 <= report["in_process_success_rate"] <= 1.0  # same checkpoint and episodes
     # every frame became an action and a command; nothing was malformed (on a loaded machine a
     # frame may wait past max_image_age_ms: stale frames are rejected, as they should be)
     policy_counts = report["nodes"]["policy_node"]
@@ -39,7 +40,8 @@ def test_sim_session_runs_episodes_and_reports(policy_file, tmp_path, capsys):
     assert report["latency_ms"]["count"] >= 0.9 * report["actions"]
     assert 0.0 <= report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
     assert set(report["nodes"]) == {"sim_backend", "policy_node", "hardware_bridge"}
-    assert "ros_episodes=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ros_episodes=" in out and "in_process_success=" in out and "gap=" in out
 
 
 def test_dry_run_keeps_the_robot_still(policy_file, tmp_path):
@@ -66,6 +68,7 @@ def in_process_twin(path: Path, episodes: int, seed: int) -> list[bool]:
         episode = robot.step()
         if episode is not None:
             successes.append(bool(episode.success))
+            policy.reset_stream()  # the policy node does so on the sim's episode_start
         image = robot.image(size)
     robot.close()
     return successes

@@ -7,7 +7,7 @@ import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from sdpg_core.policy import Policy
@@ -114,6 +114,20 @@ def bad_images() -> dict[str, Image]:
     short.data = bytes(short.data)[:-10]
     empty = Image(encoding="rgb8")
     return {"encoding": mono, "size": small, "truncated": short, "empty": empty}
+
+
+def test_episode_start_restarts_the_frame_history(graph, checkpoints):
+    h = Harness(graph, checkpoints["a"])
+    starts = h.probe.create_publisher(Header, "episode_start", RELIABLE_QOS)
+    images = frames(4, seed=3)
+    got = [h.act(image) for image in images[:2]]
+    restart = h.probe.get_clock().now().to_msg()
+    starts.publish(Header(stamp=restart, frame_id="camera"))
+    assert h.graph.spin_until(lambda: h.node._restart_ns is not None)
+    got += [h.act(image) for image in images[2:]]
+    expected = reference(checkpoints["a"], images[:2]) + reference(checkpoints["a"], images[2:])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert h.count("episode_restarts") == 1
 
 
 def test_bad_images_are_counted_and_skipped(graph, checkpoints):

@@ -10,10 +10,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sdpg_core.sim import SimRobot
 from sdpg_ros.common import RELIABLE_QOS, SENSOR_QOS, ParameterError, stamp_to_ns
 from sdpg_ros.image_conversion import to_numpy
 from sdpg_ros.sim_backend import SimBackend
@@ -111,6 +112,36 @@ def test_reset_service_starts_a_new_episode(graph):
     assert future.result().success and "episode 1" in future.result().message
     assert sim.robot.episode == 1 and sim.counters.as_dict()["resets"] == 1
     assert not np.allclose(sim.robot.joint_state().position, before)
+
+
+def test_episode_start_precedes_the_first_frame_of_each_episode(graph):
+    sim = backend(graph, episode_steps=3)
+    node = probe(graph)
+    starts = Collector(node, Header, "episode_start", RELIABLE_QOS)
+    images = Collector(node, Image, "camera/image_raw", RELIABLE_QOS)
+    assert graph.spin_until(lambda: len(starts) >= 3 and len(images) >= 7)
+    image_ns = [stamp_to_ns(m.header.stamp) for m in images.messages]
+    start_ns = [stamp_to_ns(m.stamp) for m in starts.messages[:3]]
+    assert start_ns == image_ns[0:7:3] and starts.last.frame_id == "camera"
+    assert sim.counters.as_dict()["episodes"] >= 2
+
+
+def test_reset_publishes_the_initial_state_of_the_next_episode(graph):
+    sim = backend(graph, episode_steps=1000, real_time_factor=5.0)
+    node = probe(graph)
+    starts = Collector(node, Header, "episode_start", RELIABLE_QOS)
+    joints = Collector(node, JointState, "joint_states", RELIABLE_QOS)
+    client = node.create_client(Trigger, "sim_backend/reset")
+    assert graph.spin_until(lambda: client.service_is_ready() and len(starts) == 1)
+    future = client.call_async(Trigger.Request())
+    assert graph.spin_until(lambda: future.done() and len(starts) == 2)
+    restart = stamp_to_ns(starts.last.stamp)
+    assert graph.spin_until(lambda: stamp_to_ns(joints.last.header.stamp) >= restart)
+    first = next(m for m in joints.messages if stamp_to_ns(m.header.stamp) == restart)
+    initial = SimRobot("reacher", seed=sim.seed)
+    initial.reset()  # episode 1's initial state
+    np.testing.assert_allclose(first.position, initial.joint_state().position)
+    initial.close()
 
 
 def test_task_status_at_each_episode_end(graph):

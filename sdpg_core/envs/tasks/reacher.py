@@ -21,7 +21,9 @@ def urdf_path() -> Path:
     return URDF if URDF.is_file() else installed
 
 
-@register_task("reacher", "2-link planar arm reaching a visible target (success: tip on target)")
+@register_task(
+    "reacher", "2-link planar arm reaching a visible target (success: tip settled on target)"
+)
 class Reacher(Task):
     """Reward terms: ``distance`` (-tip/target distance / 0.2 m) and ``reached`` (1 on target)."""
 
@@ -30,6 +32,7 @@ class Reacher(Task):
     frame_skip = 4
     extras_dim = 2  # target (x, y)
     has_success = True
+    success_window = 10  # 0.4 s: tip on target for most of the final window (settled reach)
     reward_terms = ("distance", "reached")
     success_radius = 0.04
     target_radius = (0.06, 0.21)

@@ -1,0 +1,79 @@
+"""The memory, scaling and throughput benchmarks run in --smoke mode and report sane figures."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def results_snapshot() -> dict[Path, float]:
+    """Modification times of the committed results (smoke runs must leave them alone)."""
+    return {path: path.stat().st_mtime for path in (BENCHMARKS / "results").glob("*")}
+
+
+def smoke(script: str, out: Path) -> tuple[dict, str]:
+    """Run ``script --smoke --out out`` with this interpreter; its JSON section and stdout."""
+    before = results_snapshot()
+    command = [sys.executable, str(BENCHMARKS / script), "--smoke", "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert results_snapshot() == before
+    section = script.removeprefix("bench_").removesuffix(".py")
+    return json.loads((out / f"{section}.json").read_text())[section], proc.stdout
+
+
+def assert_positive(figures: dict, keys: list[str]) -> None:
+    """Every ``figures[key]`` is a finite number > 0."""
+    for key in keys:
+        value = figures[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, key
+
+
+@pytest.mark.slow
+def test_memory_smoke(tmp_path):
+    figures, stdout = smoke("bench_memory.py", tmp_path)
+    rows = {k: v for k, v in figures.items() if k.startswith("envs_")}
+    assert rows
+    assert "ratio ppo_peak / sdpg_peak" in stdout or "unavailable" in stdout
+    frame = 3 * 3 * figures["image_size"] ** 2  # 3 stacked RGB frames, uint8
+    for key, row in rows.items():
+        assert_positive(row, ["sdpg_baseline_mb", "sdpg_peak_mb", "sdpg_pixel_mb"])
+        assert row["sdpg_peak_mb"] >= row["sdpg_baseline_mb"]
+        # B frame stacks + B observations per step of the horizon, nothing else
+        expected = figures["sdpg_nominal"] * (figures["horizon"] + 1) * frame
+        assert row["sdpg_pixel_mb"] * 2**20 == expected
+        if "ppo" in row:  # PPO trainer missing or failed: reported, not raised
+            assert row["ppo"].startswith("unavailable") and row["ratio"] is None
+            continue
+        assert_positive(row, ["ppo_baseline_mb", "ppo_peak_mb", "ppo_pixel_mb", "ratio"])
+        envs = int(key.removeprefix("envs_"))
+        assert row["ppo_rendered_envs"] == envs
+        assert row["ppo_pixel_mb"] * 2**20 >= envs * (figures["horizon"] + 1) * frame
+
+
+@pytest.mark.slow
+def test_scaling_smoke(tmp_path):
+    figures, stdout = smoke("bench_scaling.py", tmp_path)
+    assert "time_ratio_p" in stdout
+    assert_positive(figures["seconds_by_p"], list(figures["seconds_by_p"]))
+    assert_positive(figures["seconds_by_b"], list(figures["seconds_by_b"]))
+    ratios = [k for k in figures if k.startswith("time_ratio_")]
+    assert len(ratios) == 2
+    assert_positive(figures, ratios)
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_throughput_smoke(tmp_path):
+    figures, stdout = smoke("bench_throughput.py", tmp_path)
+    assert "ratio_to_floor" in stdout
+    keys = ["rollout_s", "physics_s", "render_s", "actor_s", "floor_s", "ratio_to_floor"]
+    assert_positive(figures, [*keys, "rollout_env_steps_per_s", "floor_env_steps_per_s"])
+    parts = figures["physics_s"] + figures["render_s"] + figures["actor_s"]
+    assert figures["floor_s"] == pytest.approx(parts)
+    assert figures["ratio_to_floor"] == pytest.approx(figures["floor_s"] / figures["rollout_s"])
