@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: run test lint bench-core bench-ros venv clean
+.PHONY: run test lint bench bench-core bench-ros bench-memory bench-scaling bench-throughput \
+	bench-learning bench-ppo-sweep venv clean
 
 venv: $(STAMP)
 
@@ -49,6 +50,22 @@ bench-scaling: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python benchmarks/bench_throughput.py
+
+# PPO's overrides in bench-learning: the best candidate of bench-ppo-sweep.
+PPO_SETS ?=
+
+# PPO's settings first (4 candidates x 4 min), then SDPG vs the best PPO on equal compute.
+bench-ppo-sweep: $(STAMP)
+	$(BIN)/python benchmarks/bench_ppo_sweep.py --task reacher --minutes 4
+
+bench-learning: $(STAMP)
+	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 \
+		$(PPO_SETS)
+	$(BIN)/python benchmarks/bench_learning.py --task cartpole_swingup --seeds 0 --minutes 30 \
+		$(PPO_SETS)
+
+# All of #5's benchmarks, one at a time (hours on 2 cores; each also has its own target).
+bench: bench-throughput bench-scaling bench-memory bench-ppo-sweep bench-learning
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -9,8 +9,9 @@ Usage:
   python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10
   python benchmarks/bench_learning.py --task cartpole_swingup --seeds 0 --minutes 30
   python benchmarks/bench_learning.py --smoke --out /tmp/bench   # seconds; for the tests
-Options: --algos sdpg ppo, --set ALGO:KEY=VALUE (per-algorithm override, repeatable),
---eval-interval ALGO=N (iterations between evaluations).
+Options: --algos sdpg ppo, --runs DIR (run directories; default runs/bench),
+--set ALGO:KEY=VALUE (per-algorithm override, repeatable), --eval-interval ALGO=N
+(iterations between evaluations).
 Prints a table; writes <out>/learning_<task>.json, <out>/learning_<task>.png and the
 ``learning.<task>`` section of <out>/summary.json.
 """
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary import RESULTS, merge
+from common import RESULTS, write_results
 
 EVAL_INTERVAL = {"sdpg": 50, "ppo": 10, "distill": 20}
 SMOKE = {
@@ -37,9 +38,9 @@ SMOKE = {
 SMOKE_COMMON = ["env.image_size=32", "run.eval_episodes=2", "run.video=false"]
 
 
-def train(task: str, algo: str, seed: int, budget: list[str], sets: list[str], out: Path) -> Path:
+def train(task: str, algo: str, seed: int, budget: list[str], sets: list[str], runs: Path) -> Path:
     """One training run in a fresh process; returns its run directory."""
-    run_dir = out / "runs" / f"{task}-{algo}-seed{seed}"
+    run_dir = runs / f"{task}-{algo}-seed{seed}"
     command = [sys.executable, "-m", "sdpg_core.cli", "train", "--task", task, "--algo", algo]
     command += ["--seed", str(seed), "--out", str(run_dir), "--no-progress", *budget]
     for item in sets:
@@ -167,7 +168,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="ALGO:KEY=VALUE")
     parser.add_argument("--eval-interval", action="append", default=[], metavar="ALGO=N")
     parser.add_argument("--smoke", action="store_true", help="2 iterations, tiny envs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="figures, plot, summary")
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench"), help="run directories")
     return parser.parse_args(argv)
 
 
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budget = ["--iterations", "2"] if args.smoke else ["--minutes", str(args.minutes)]
     curves = {
         algo: [
-            curve(train(args.task, algo, seed, budget, run_sets(args, algo), args.out))
+            curve(train(args.task, algo, seed, budget, run_sets(args, algo), args.runs))
             for seed in args.seeds
         ]
         for algo in args.algos
@@ -196,8 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result |= {"minutes_budget": args.minutes, "seeds": args.seeds}
     args.out.mkdir(parents=True, exist_ok=True)
     plot(curves, args.task, args.out / f"learning_{args.task}.png")
-    (args.out / f"learning_{args.task}.json").write_text(json.dumps(result, indent=2) + "\n")
-    merge("learning", args.task, result, args.out)
+    write_results(args.out, "learning", result, key=args.task)
     for key, value in result.items():
         print(f"{key:32s} {value}")
     return result

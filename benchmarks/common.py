@@ -1,4 +1,4 @@
-"""Helpers shared by bench_memory, bench_scaling and bench_throughput (not a benchmark itself).
+"""Helpers shared by the benchmark scripts (not a benchmark itself).
 
 Usage: ``from common import add_common_args, round_robin_medians, write_results`` in a
 script under ``benchmarks/`` (run as ``python benchmarks/bench_X.py``, so this folder is on
@@ -42,12 +42,26 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(out: Path, section: str, figures: dict[str, Any]) -> Path:
-    """Write ``{section: figures}`` (plus machine and command) to ``out/<section>.json``."""
+def write_results(out: Path, section: str, figures: dict[str, Any], key: str = "") -> Path:
+    """Write ``out/<section>[_<key>].json`` and the same figures at ``section[.key]`` of
+    ``out/summary.json`` (other entries kept)."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{section}.json"
-    data = {section: figures, "machine": machine(), "command": " ".join(["python", *sys.argv])}
+    name = f"{section}_{key}" if key else section
+    command = " ".join(["python", *sys.argv])
+    path = out / f"{name}.json"
+    data = {section: {key: figures} if key else figures, "machine": machine(), "command": command}
     path.write_text(json.dumps(data, indent=2) + "\n")
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary["machine"] = machine()
+    summary.setdefault("commands", {})[name] = command
+    if key:
+        summary.setdefault(section, {})[key] = figures
+    else:
+        summary[section] = figures
+    tmp = summary_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, summary_path)
     return path
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -77,3 +78,57 @@ def test_throughput_smoke(tmp_path):
     parts = figures["physics_s"] + figures["render_s"] + figures["actor_s"]
     assert figures["floor_s"] == pytest.approx(parts)
     assert figures["ratio_to_floor"] == pytest.approx(figures["floor_s"] / figures["rollout_s"])
+
+
+@pytest.mark.slow
+def test_learning_smoke(tmp_path):
+    before = results_snapshot()
+    command = [sys.executable, str(BENCHMARKS / "bench_learning.py"), "--smoke"]
+    command += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--seeds", "0", "1"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert results_snapshot() == before
+    figures = json.loads((tmp_path / "learning_reacher.json").read_text())["learning"]["reacher"]
+    assert_positive(figures, ["sdpg_cpu_s", "ppo_cpu_s", "sdpg_env_steps", "ppo_env_steps"])
+    assert math.isfinite(figures["sdpg_return_at_budget"] + figures["ppo_return_at_budget"])
+    assert figures["equal_cpu_s"] == min(figures["sdpg_cpu_s"], figures["ppo_cpu_s"])
+    assert "sdpg_cpu_s_to_ppo_final" in figures and figures["seeds"] == [0, 1]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["learning"]["reacher"] == figures and "learning_reacher" in summary["commands"]
+    assert (tmp_path / "learning_reacher.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ppo_sweep_smoke(tmp_path):
+    command = [sys.executable, str(BENCHMARKS / "bench_ppo_sweep.py"), "--smoke"]
+    command += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = json.loads((tmp_path / "ppo_sweep_reacher.json").read_text())["ppo_sweep"]["reacher"]
+    assert sweep["best"] in sweep["candidates"] and len(sweep["candidates"]) >= 3
+    assert "best: " in proc.stdout
+
+
+def test_learning_figures_hand_worked():
+    """CPU time to PPO's final return and returns at equal CPU time, on made-up curves."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from bench_learning import figures
+
+    def run(cpu, ret):
+        n = len(cpu)
+        return {
+            "cpu_s": np.array(cpu, float),
+            "return": np.array(ret, float),
+            "wall_s": np.array(cpu, float) / 2,
+            "env_steps": np.arange(1.0, n + 1),
+        }
+
+    sdpg = [run([10, 20, 30], [1, 5, 9]), run([10, 20, 30], [3, 5, 7])]
+    ppo = [run([20, 40, 60], [1, 2, 4])]
+    out = figures({"sdpg": sdpg, "ppo": ppo}, baseline=0.0)
+    assert out["ppo_return_at_budget"] == 4 and out["ppo_cpu_s"] == 60
+    assert out["sdpg_cpu_s_to_ppo_final"] == 20  # both seeds first reach >= 4 at 20 s
+    assert out["cpu_fraction_of_ppo"] == pytest.approx(1 / 3)
+    assert out["equal_cpu_s"] == 30  # min of the mean budgets (30 vs 60)
+    assert out["sdpg_return_at_equal_cpu"] == 8 and out["ppo_return_at_equal_cpu"] == 1
+    assert out["return_ratio_at_equal_cpu"] == 8 and out["gain_ratio_at_equal_cpu"] == 8
