@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_learning import main as learning
 from common import RESULTS, write_results
 
+BASE = ["ppo.num_envs=32", "ppo.horizon=32", "ppo.epochs=3", "ppo.minibatches=8"]
 CANDIDATES: dict[str, list[str]] = {
-    "config": [],  # config/tasks/<task>.yaml: 32 envs x T 32, 3 epochs, 8 minibatches, 3e-4
-    "lr_1e-3": ["ppo.lr=1e-3"],
-    "envs_16_lr_1e-3": ["ppo.num_envs=16", "ppo.lr=1e-3"],
-    "epochs_1_lr_1e-3": ["ppo.epochs=1", "ppo.minibatches=4", "ppo.lr=1e-3"],
+    "envs_32_lr_3e-4": [*BASE, "ppo.lr=3e-4"],
+    "envs_32_lr_1e-3": [*BASE, "ppo.lr=1e-3"],
+    "envs_16_lr_1e-3": [*BASE, "ppo.num_envs=16", "ppo.lr=1e-3"],
+    "epochs_1_lr_1e-3": [*BASE, "ppo.epochs=1", "ppo.minibatches=4", "ppo.lr=1e-3"],
 }
 
 
