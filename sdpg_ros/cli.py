@@ -138,10 +138,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
-    from sdpg_ros.trainer_node import TrainerNode
-
+def trainer_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """trainer_node's parameters from the ``sdpg train`` flags (``--algo`` as an override)."""
     params: dict[str, Any] = {"task": args.task}
     overrides = list(args.set) + ([f"run.algo={args.algo}"] if args.algo else [])
     if overrides:
@@ -152,9 +150,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("seed", "iterations", "minutes"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
+    return params
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
+    from sdpg_ros.trainer_node import TrainerNode
+
+    params = trainer_parameters(args)
     factories = [_node(TrainerNode, params)]
     if args.eval_in_sim:
-        env = resolve_train_config(args.task, args.config, overrides).env
+        env = resolve_train_config(args.task, args.config, params.get("overrides")).env
         factories += sim_factories("", args.robot, 0, "cpu", env=env)
     nodes: dict[str, Node] = {}
     start = time.monotonic()

@@ -30,11 +30,14 @@ def test_sim_session_runs_episodes_and_reports(policy_file, tmp_path, capsys):
     assert report["episodes"] >= 2 and report["success_rate"] is not None
     assert 0.0 <= report["in_process_success_rate"] <= 1.0  # same checkpoint and episodes
     # every frame became an action and a command; nothing was malformed (on a loaded machine a
-    # frame may wait past max_image_age_ms: stale frames are rejected, as they should be)
+    # frame may wait past max_image_age_ms, or be overtaken by a newer one before the policy gets
+    # to it: stale frames are rejected and overtaken ones skipped, as they should be)
     policy_counts = report["nodes"]["policy_node"]
     stale = policy_counts.get("rejected/stale", 0)
-    assert report["images"] >= 2 * 50 and report["rejected"] == stale <= 0.05 * report["images"]
-    assert report["actions"] == report["images"] - stale
+    skipped = stale + policy_counts.get("superseded", 0)
+    assert report["images"] >= 2 * 50 and report["rejected"] == stale
+    assert skipped <= 0.05 * report["images"]
+    assert report["actions"] == report["images"] - skipped
     assert report["commands"] >= report["actions"]
     # (the bridge activates a moment after the first actions: those are not commanded)
     assert report["latency_ms"]["count"] >= 0.9 * report["actions"]
@@ -108,3 +111,12 @@ def test_configuration_errors_exit_2(capsys):
     assert cli.main(["train", "--task", "reacher", "--set", "algo.horizonn=3"]) == 2
     assert "algo.horizonn" in capsys.readouterr().err
     assert cli.main(["deploy", "--checkpoint", "/nonexistent.pt"]) == 2
+
+
+def test_train_flags_become_trainer_parameters():
+    args = cli.build_parser().parse_args(
+        ["train", "--task", "reacher", "--algo", "ppo", "--set", "ppo.lr=1e-3", "--seed", "3"]
+    )
+    params = cli.trainer_parameters(args)
+    assert params["overrides"] == ["ppo.lr=1e-3", "run.algo=ppo"]
+    assert params["task"] == "reacher" and params["seed"] == 3 and "minutes" not in params
