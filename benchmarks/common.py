@@ -43,26 +43,27 @@ def machine() -> dict[str, Any]:
 
 
 def write_results(out: Path, section: str, figures: dict[str, Any], key: str = "") -> Path:
-    """Write ``out/<section>[_<key>].json`` and the same figures at ``section[.key]`` of
-    ``out/summary.json`` (other entries kept)."""
+    """Write ``out/<section>[_<key>].json`` and merge the figures into ``out/summary.json``."""
     out.mkdir(parents=True, exist_ok=True)
     name = f"{section}_{key}" if key else section
     command = " ".join(["python", *sys.argv])
     path = out / f"{name}.json"
     data = {section: {key: figures} if key else figures, "machine": machine(), "command": command}
     path.write_text(json.dumps(data, indent=2) + "\n")
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    summary["machine"] = machine()
-    summary.setdefault("commands", {})[name] = command
-    if key:
-        summary.setdefault(section, {})[key] = figures
-    else:
-        summary[section] = figures
-    tmp = summary_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, summary_path)
+    _merge_summary(out / "summary.json", section, name, data)
     return path
+
+
+def _merge_summary(path: Path, section: str, name: str, data: dict[str, Any]) -> None:
+    """Put one result file's ``data`` into the summary (other entries kept); atomic rewrite."""
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary["machine"] = data["machine"]
+    summary.setdefault("commands", {})[name] = data["command"]
+    entry = data[section]
+    summary[section] = {**summary.get(section, {}), **entry} if name != section else entry
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def round_robin_medians(
