@@ -79,6 +79,7 @@ class AlgoConfig:
     critic_lr_decay: bool = False  # linear decay to 0.1x over training
     critic_minibatch: int = 4096
     critic_epochs: int = 2
+    critic_data: str = "all"  # all: every env's TD(lambda) target; nominal: closed-loop envs only
     target_coef: float = 0.01  # c in theta_bar = c * theta_bar + (1 - c) * theta
     grad_clip: float = 1.0
 
@@ -171,6 +172,7 @@ class Config:
             "algo.num_nominal": self.algo.num_nominal >= 1,
             "algo.num_perturbations": self.algo.num_perturbations >= 0,
             "algo.horizon": self.algo.horizon >= 1,
+            "algo.critic_data": self.algo.critic_data in ("all", "nominal"),
             "algo.top_k": 0 <= self.algo.top_k <= self.algo.num_perturbations,
             "algo.gamma": 0.0 <= self.algo.gamma <= 1.0,
             "algo.lam": 0.0 <= self.algo.lam <= 1.0,

@@ -84,8 +84,14 @@ class SDPGLearner(nn.Module):
         mu_star, log_sigma_star, stats = self.targets(batch, returns)
         metrics = self.update_actor(batch.actor_obs, mu_star, log_sigma_star, iteration, progress)
         metrics |= self.update_alpha()
-        metrics |= self.update_critic(batch.critic_obs, critic_targets, frozen, progress)
+        critic_obs = batch.critic_obs
+        if algo.critic_data == "nominal":
+            stride = algo.num_perturbations + 1
+            critic_obs, critic_targets = critic_obs[:, ::stride], critic_targets[:, ::stride]
+        metrics |= self.update_critic(critic_obs, critic_targets, frozen, progress)
         sdpg.soft_update(self.target_critic, self.critic, algo.target_coef)
+        stats["value_mean"] = batch.next_values.mean().item()
+        stats["return_mean"] = critic_targets.mean().item()
         return metrics | stats
 
     def targets(
