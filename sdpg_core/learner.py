@@ -86,8 +86,8 @@ class SDPGLearner(nn.Module):
         metrics |= self.update_alpha()
         critic_obs = batch.critic_obs
         if algo.critic_data == "nominal":
-            stride = algo.num_perturbations + 1
-            critic_obs, critic_targets = critic_obs[:, ::stride], critic_targets[:, ::stride]
+            critic_obs = sdpg.group(critic_obs, algo.num_nominal)[:, :, 0]
+            critic_targets = sdpg.group(critic_targets, algo.num_nominal)[:, :, 0]
         metrics |= self.update_critic(critic_obs, critic_targets, frozen, progress)
         sdpg.soft_update(self.target_critic, self.critic, algo.target_coef)
         stats["value_mean"] = batch.next_values.mean().item()
