@@ -61,6 +61,7 @@ class AlgoConfig:
     returns: str = "td_lambda"  # td_lambda | monte_carlo | non_causal
     normalize_delta_j: bool = True
     top_k: int = 0  # 0: use every perturbation
+    antithetic: bool = False  # auxiliaries in mirrored noise pairs (eps, -eps)
     mu_bound: float = 2.0
     log_sigma_min: float = -5.0
     log_sigma_max: float = 2.0

@@ -40,8 +40,16 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+LOGIT_FLOOR = 30.0
+
+
 class SpatialSoftmax(nn.Module):
-    """Feature maps [n, K, h, w] -> expected image coordinates [n, 2K] in [-1, 1] (keypoints)."""
+    """Feature maps [n, K, h, w] -> expected image coordinates [n, 2K] in [-1, 1] (keypoints).
+
+    Logits more than ``LOGIT_FLOOR`` below their map's maximum are held there: their weights
+    (< e^-30) move no keypoint, but unclamped they reach the float32 denormal range, and the
+    denormal gradients slowed CPU backprop of trained encoders about 1.6x.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +58,9 @@ class SpatialSoftmax(nn.Module):
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """Softmax over each map's pixels, then the mean (x, y) under it."""
         h, w = maps.shape[-2:]
-        attention = torch.softmax(maps.flatten(2) / self.log_temperature.exp(), dim=-1)
+        logits = maps.flatten(2) / self.log_temperature.exp()
+        logits = logits - logits.amax(dim=-1, keepdim=True).detach()
+        attention = torch.softmax(logits.clamp(min=-LOGIT_FLOOR), dim=-1)
         ys = torch.linspace(-1.0, 1.0, h, device=maps.device)
         xs = torch.linspace(-1.0, 1.0, w, device=maps.device)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from sdpg_core import checkpoint
+from sdpg_core.algorithm import sdpg
 from sdpg_core.config import Config, from_dict
 from sdpg_core.distill_runner import DistillTrainer
 from sdpg_core.envs.registry import make_env
@@ -101,12 +102,13 @@ class Trainer(TrainerBase):
         self, mu: torch.Tensor, log_sigma: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Group-broadcast (mu, sigma); a = clamp(mu + sigma eps), eps = 0 for nominal envs."""
-        g, bound = self.group_size, self.cfg.algo.mu_bound
+        algo, g = self.cfg.algo, self.group_size
         mu_n = mu.repeat_interleave(g, dim=0)
         sigma_n = log_sigma.exp().repeat_interleave(g, dim=0)
-        noise = torch.randn(mu_n.shape, generator=self.noise_gen).to(self.device)
-        noise[torch.from_numpy(self.nominal_ids)] = 0.0
-        return (mu_n + sigma_n * noise).clamp(-bound, bound), noise
+        noise = sdpg.perturbation_noise(
+            algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic
+        ).to(self.device)
+        return (mu_n + sigma_n * noise).clamp(-algo.mu_bound, algo.mu_bound), noise
 
     def _handle_resets(self, done: np.ndarray) -> np.ndarray:
         """Reset done nominals (copied into their group); overwrite done auxiliaries."""

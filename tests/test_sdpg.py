@@ -121,3 +121,25 @@ def test_bandit_direction_matches_true_gradient():
     d_mu, _ = sdpg.ascent_directions(delta, noise[None], torch.full((1, batch, dim), sigma))
     cosine = torch.nn.functional.cosine_similarity(d_mu[0], 2 * (a_opt - mu), dim=-1)
     assert cosine.min() >= 0.9, cosine
+
+
+def test_perturbation_noise_layout_and_mirrored_pairs():
+    gen = torch.Generator().manual_seed(0)
+    noise = sdpg.perturbation_noise(3, 6, 2, gen, antithetic=True).reshape(3, 6, 2)
+    assert noise[:, 0].abs().sum() == 0  # nominal envs replay the mean
+    torch.testing.assert_close(noise[:, 2], -noise[:, 1])
+    torch.testing.assert_close(noise[:, 4], -noise[:, 3])
+    assert (noise[:, 5] + noise[:, 4]).abs().min() > 0  # odd P: the last one is independent
+    plain = sdpg.perturbation_noise(3, 6, 2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(plain.reshape(3, 6, 2)[:, 1], noise[:, 1])  # same draws
+
+
+def test_antithetic_pairs_cancel_even_order_terms():
+    """J = c.a - |a|^2 around mu = 0: mirrored pairs leave exactly the linear term c."""
+    gen = torch.Generator().manual_seed(1)
+    noise = sdpg.perturbation_noise(1, 5, 3, gen, antithetic=True).reshape(1, 1, 5, 3)
+    c = torch.tensor([0.5, -1.0, 2.0])
+    delta = (noise * c).sum(-1) - noise.square().sum(-1)  # [T=1, B=1, G=5], nominal 0
+    d_mu, _ = sdpg.ascent_directions(delta, noise, torch.ones(1, 1, 3))
+    linear, _ = sdpg.ascent_directions((noise * c).sum(-1), noise, torch.ones(1, 1, 3))
+    torch.testing.assert_close(d_mu, linear)

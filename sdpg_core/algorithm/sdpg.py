@@ -14,6 +14,27 @@ def group(x: torch.Tensor, num_nominal: int) -> torch.Tensor:
     return x.reshape(x.shape[0], num_nominal, -1, *x.shape[2:])
 
 
+def perturbation_noise(
+    num_nominal: int,
+    group_size: int,
+    action_dim: int,
+    generator: torch.Generator,
+    antithetic: bool = False,
+) -> torch.Tensor:
+    """eps [N, A] ~ N(0, I) in the env layout, 0 for nominal envs.
+
+    ``antithetic``: auxiliaries come in mirrored pairs (eps, -eps), j = 2k gets -eps of j = 2k-1
+    (with an odd P the last one stays independent), so even-order terms of delta-J cancel in
+    the mean ascent direction.
+    """
+    noise = torch.randn((num_nominal, group_size, action_dim), generator=generator)
+    noise[:, 0] = 0.0
+    if antithetic:
+        pairs = (group_size - 1) // 2
+        noise[:, 2 : 2 * pairs + 1 : 2] = -noise[:, 1 : 2 * pairs : 2]
+    return noise.reshape(num_nominal * group_size, action_dim)
+
+
 def delta_j(returns: torch.Tensor) -> torch.Tensor:
     """delta_J[t, b, j] = J[t, b, j] - J[t, b, 0]; returns [T, B, G] -> [T, B, G]."""
     return returns - returns[..., :1]
