@@ -21,6 +21,21 @@ def test_spatial_softmax_of_a_flat_map_is_the_centre():
     torch.testing.assert_close(out, torch.zeros(3, 8), atol=1e-6, rtol=0)
 
 
+def test_spatial_softmax_sharp_maps_give_no_denormal_gradients():
+    """Logit ranges far past 87 (float32 exp underflow) leave keypoints and gradients normal."""
+    maps = torch.randn(4, 8, 11, 11, generator=torch.Generator().manual_seed(0)) * 40.0
+    maps.requires_grad_(True)
+    keypoints = SpatialSoftmax()(maps)
+    keypoints.sum().backward()
+    exact = torch.softmax(maps.detach().double().flatten(2), dim=-1)
+    grid = torch.linspace(-1.0, 1.0, 11, dtype=torch.float64)
+    x = (exact.reshape(4, 8, 11, 11) * grid).sum((-2, -1))
+    torch.testing.assert_close(keypoints[:, :8].double(), x, atol=1e-6, rtol=0)
+    tiny = torch.finfo(torch.float32).tiny
+    grad = maps.grad.abs()
+    assert not ((grad > 0) & (grad < tiny)).any()
+
+
 @pytest.mark.parametrize("encoder", ["drqv2", "spatial_softmax"])
 def test_encoders_map_uint8_frames_to_bounded_features(encoder):
     cfg = ModelConfig(encoder=encoder, encoder_strides=(2, 2, 1, 1), encoder_features=24)
