@@ -9,7 +9,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: run test lint bench bench-core bench-ros bench-memory bench-scaling bench-throughput \
-	bench-learning bench-ppo-sweep venv clean
+	bench-learning bench-ppo-sweep bench-reliability venv clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,11 @@ bench-throughput: $(STAMP)
 # config/tasks/reacher.yaml), then SDPG vs PPO on equal compute.
 bench-ppo-sweep: $(STAMP)
 	$(BIN)/python benchmarks/bench_ppo_sweep.py --task reacher --minutes 4
+
+# Split-half reliability of the ascent direction of a trained policy:
+# make bench-reliability CHECKPOINT=runs/<run>/checkpoints/latest.pt
+bench-reliability: $(STAMP)
+	$(BIN)/python benchmarks/bench_reliability.py --checkpoint $(CHECKPOINT)
 
 bench-learning: $(STAMP)
 	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10

@@ -109,6 +109,15 @@ def test_ppo_sweep_smoke(tmp_path):
     assert "best: " in proc.stdout
 
 
+@pytest.mark.slow
+def test_reliability_smoke(tmp_path):
+    figures, stdout = smoke("bench_reliability.py", tmp_path)
+    keys = [f"{noise}_p{p}" for noise in ("independent", "mirrored") for p in (2, 3)]
+    for key in keys:
+        assert -1.0 <= figures[key] <= 1.0, key
+    assert figures["task"] == "reacher" and "reliability" in stdout
+
+
 def test_learning_figures_hand_worked():
     """CPU time to PPO's final return and returns at equal CPU time, on made-up curves."""
     sys.path.insert(0, str(BENCHMARKS))
