@@ -25,8 +25,6 @@ import torch
 from common import add_common_args, write_results
 
 from sdpg_core import checkpoint
-from sdpg_core.algorithm import sdpg
-from sdpg_core.algorithm.returns import compute_returns
 from sdpg_core.config import Config, from_dict, resolve
 from sdpg_core.runner import Trainer
 
@@ -35,21 +33,9 @@ LEARNER_PARTS = ("actor", "critic", "target_critic", "normalizer")
 
 
 def ascent_direction(trainer: Trainer) -> torch.Tensor:
-    """d_mu [T, B, A] of the rollout held in the trainer's storage."""
-    algo, batch = trainer.cfg.algo, trainer.storage
-    returns = compute_returns(
-        algo.returns,
-        batch.rewards * algo.reward_scale,
-        batch.next_values,
-        batch.dones,
-        algo.gamma,
-        algo.lam,
-    )
-    delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
-    if algo.normalize_delta_j:
-        delta = sdpg.normalize_delta_j(delta)
-    noise = sdpg.group(batch.noise, algo.num_nominal)
-    return sdpg.ascent_directions(delta, noise, batch.log_sigma.exp(), algo.top_k)[0]
+    """d_mu [T, B, A] of the rollout held in the trainer's storage (the learner's own maths)."""
+    learner, batch = trainer.learner, trainer.storage
+    return learner.directions(batch, learner.returns(batch))[0]
 
 
 def split_half(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:

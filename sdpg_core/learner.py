@@ -72,14 +72,17 @@ class SDPGLearner(nn.Module):
     ) -> dict[str, float]:
         """One SDPG iteration's learning step; returns scalar metrics."""
         algo = self.cfg.algo
-        rewards = batch.rewards * algo.reward_scale
-        returns = compute_returns(
-            algo.returns, rewards, batch.next_values, batch.dones, algo.gamma, algo.lam
-        )
+        returns = self.returns(batch)
         critic_targets = (
             returns
             if algo.returns == "td_lambda"
-            else td_lambda(rewards, batch.next_values, batch.dones, algo.gamma, algo.lam)
+            else td_lambda(
+                batch.rewards * algo.reward_scale,
+                batch.next_values,
+                batch.dones,
+                algo.gamma,
+                algo.lam,
+            )
         )
         mu_star, log_sigma_star, stats = self.targets(batch, returns)
         metrics = self.update_actor(batch.actor_obs, mu_star, log_sigma_star, iteration, progress)
@@ -94,21 +97,38 @@ class SDPGLearner(nn.Module):
         stats["return_mean"] = critic_targets.mean().item()
         return metrics | stats
 
+    def returns(self, batch: RolloutStorage) -> torch.Tensor:
+        """J [T, N] of a stored rollout (``algo.returns`` mode, rewards scaled)."""
+        algo = self.cfg.algo
+        return compute_returns(
+            algo.returns,
+            batch.rewards * algo.reward_scale,
+            batch.next_values,
+            batch.dones,
+            algo.gamma,
+            algo.lam,
+        )
+
+    def directions(
+        self, batch: RolloutStorage, returns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Ascent directions (d_mu, d_log_sigma), each [T, B, A], and the raw delta-J std."""
+        algo = self.cfg.algo
+        delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
+        raw_std = delta.std(dim=-1, unbiased=False).mean().item()
+        if algo.normalize_delta_j:
+            delta = sdpg.normalize_delta_j(delta)
+        noise = sdpg.group(batch.noise, algo.num_nominal)
+        d_mu, d_log_sigma = sdpg.ascent_directions(delta, noise, batch.log_sigma.exp(), algo.top_k)
+        return d_mu, d_log_sigma, raw_std
+
     def targets(
         self, batch: RolloutStorage, returns: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Improved actions (mu*, log_sigma*), each [T, B, A], from grouped returns."""
         algo = self.cfg.algo
-        b = algo.num_nominal
-        delta = sdpg.delta_j(sdpg.group(returns, b))
-        raw_std = delta.std(dim=-1, unbiased=False).mean().item()
-        if algo.normalize_delta_j:
-            delta = sdpg.normalize_delta_j(delta)
-        sigma = batch.log_sigma.exp()
-        d_mu, d_log_sigma = sdpg.ascent_directions(
-            delta, sdpg.group(batch.noise, b), sigma, algo.top_k
-        )
-        nominal_action = sdpg.group(batch.actions, b)[:, :, 0]
+        d_mu, d_log_sigma, raw_std = self.directions(batch, returns)
+        nominal_action = sdpg.group(batch.actions, algo.num_nominal)[:, :, 0]
         mu_star, log_sigma_star = sdpg.improved_targets(
             nominal_action,
             batch.log_sigma,

@@ -48,7 +48,7 @@ class SpatialSoftmax(nn.Module):
 
     Logits more than ``LOGIT_FLOOR`` below their map's maximum are held there: their weights
     (< e^-30) move no keypoint, but unclamped they reach the float32 denormal range, and the
-    denormal gradients slowed CPU backprop of trained encoders about 1.6x.
+    denormal gradients slowed CPU backprop of a trained encoder 1.9x.
     """
 
     def __init__(self) -> None:
@@ -59,8 +59,8 @@ class SpatialSoftmax(nn.Module):
         """Softmax over each map's pixels, then the mean (x, y) under it."""
         h, w = maps.shape[-2:]
         logits = maps.flatten(2) / self.log_temperature.exp()
-        logits = logits - logits.amax(dim=-1, keepdim=True).detach()
-        attention = torch.softmax(logits.clamp(min=-LOGIT_FLOOR), dim=-1)
+        floor = logits.amax(dim=-1, keepdim=True).detach() - LOGIT_FLOOR
+        attention = torch.softmax(logits.clamp(min=floor), dim=-1)
         ys = torch.linspace(-1.0, 1.0, h, device=maps.device)
         xs = torch.linspace(-1.0, 1.0, w, device=maps.device)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
