@@ -4,14 +4,16 @@ Two estimates of d_mu come from independent auxiliary noise on identical nominal
 and normaliser state restored in between; nominal envs replay the mean, so their trajectory
 repeats exactly). Their correlation over every (step, env, action) is the share of the
 estimate's variance that is signal: 1 for a noiseless direction, 0 for pure noise. Measured for
-each P in ``--ps``, with independent and with mirrored noise (``algo.antithetic``), after
-``--warmup`` rollouts of the checkpoint's policy (the policy is never updated).
+each P in ``--ps``, with independent noise at every step, mirrored noise (``algo.antithetic``)
+and one perturbed step per auxiliary (``algo.perturbation=one_step``, P rounded up to a
+multiple of T), after ``--warmup`` rollouts of the checkpoint's policy (never updated).
 
 Usage:
   python benchmarks/bench_reliability.py --checkpoint runs/X/checkpoints/latest.pt
   python benchmarks/bench_reliability.py --checkpoint C --ps 15 63 --pairs 16
   python benchmarks/bench_reliability.py --smoke --out /tmp/bench   # untrained reacher policy
-Prints a table; writes <out>/reliability.json (``reliability.<independent|mirrored>_p<P>``).
+Prints a table; writes <out>/reliability.json
+(``reliability.<independent|mirrored|one_step>_p<P>``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ from sdpg_core.runner import Trainer
 
 SMOKE_SETS = ["env.image_size=32", "algo.horizon=4", "algo.num_nominal=2"]
 LEARNER_PARTS = ("actor", "critic", "target_critic", "normalizer")
+LAYOUTS = ("independent", "mirrored", "one_step")
+
+
+def layout(base: Config, name: str, perturbations: int) -> Config:
+    """``base`` with P perturbations in layout ``name`` (one_step: P rounded up to k * T)."""
+    cfg = copy.deepcopy(base)
+    algo = cfg.algo
+    algo.num_perturbations = perturbations
+    algo.antithetic = name == "mirrored"
+    algo.perturbation = "one_step" if name == "one_step" else "every_step"
+    if name == "one_step":
+        algo.num_perturbations = -(-perturbations // algo.horizon) * algo.horizon
+    return cfg.validate()
 
 
 def ascent_direction(trainer: Trainer) -> torch.Tensor:
@@ -84,12 +99,11 @@ def main() -> None:
         base = resolve(args.task, overrides=[*args.set, *(SMOKE_SETS if args.smoke else [])])
     figures: dict[str, Any] = {"task": base.env.task, "checkpoint": args.checkpoint}
     print(f"{'noise':<12} {'P':>3}  reliability")
-    for mirrored in (False, True):
+    for name in LAYOUTS:
         for p in args.ps:
-            cfg = copy.deepcopy(base)
-            cfg.algo.num_perturbations, cfg.algo.antithetic = p, mirrored
+            cfg = layout(base, name, p)
             value = reliability(cfg, state, args.warmup, args.pairs)
-            name = "mirrored" if mirrored else "independent"
+            p = cfg.algo.num_perturbations
             figures[f"{name}_p{p}"] = round(value, 4)
             print(f"{name:<12} {p:>3}  {value:.3f}")
     print(f"wrote {write_results(args.out, 'reliability', figures)}")

@@ -62,6 +62,9 @@ class AlgoConfig:
     normalize_delta_j: bool = True
     top_k: int = 0  # 0: use every perturbation
     antithetic: bool = False  # auxiliaries in mirrored noise pairs (eps, -eps)
+    # every_step (paper): auxiliaries perturb every step; one_step: auxiliary j perturbs only
+    # step (j - 1) % T and replays its nominal exactly otherwise (needs P a multiple of T)
+    perturbation: str = "every_step"
     mu_bound: float = 2.0
     log_sigma_min: float = -5.0
     log_sigma_max: float = 2.0
@@ -174,6 +177,7 @@ class Config:
             "algo.num_perturbations": self.algo.num_perturbations >= 0,
             "algo.horizon": self.algo.horizon >= 1,
             "algo.critic_data": self.algo.critic_data in ("all", "nominal"),
+            "algo.perturbation": self.algo.perturbation in ("every_step", "one_step"),
             "algo.top_k": 0 <= self.algo.top_k <= self.algo.num_perturbations,
             "algo.gamma": 0.0 <= self.algo.gamma <= 1.0,
             "algo.lam": 0.0 <= self.algo.lam <= 1.0,
@@ -219,7 +223,19 @@ def _distill_checks(distill: DistillConfig) -> dict[str, bool]:
 
 
 def _check_algo(cfg: Config) -> None:
-    """``run.algo`` names an algorithm; distillation names its teacher."""
+    """``run.algo`` names an algorithm; distillation names its teacher; one-step layout fits."""
+    algo = cfg.algo
+    if algo.perturbation == "one_step" and (
+        algo.num_perturbations == 0
+        or algo.num_perturbations % algo.horizon
+        or algo.top_k
+        or algo.antithetic
+    ):
+        raise ConfigError(
+            "algo.perturbation=one_step needs algo.num_perturbations a positive multiple of "
+            f"algo.horizon (got {algo.num_perturbations} and {algo.horizon}), top_k 0 and "
+            "antithetic false"
+        )
     if cfg.run.algo not in ALGOS:
         raise ConfigError(f"run.algo: {cfg.run.algo!r} is not one of {', '.join(ALGOS)}")
     if cfg.run.algo == "distill" and not cfg.distill.teacher:

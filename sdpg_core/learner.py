@@ -116,10 +116,19 @@ class SDPGLearner(nn.Module):
         algo = self.cfg.algo
         delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
         raw_std = delta.std(dim=-1, unbiased=False).mean().item()
+        active = None
+        if algo.perturbation == "one_step":
+            active = sdpg.one_step_mask(delta.shape[-1], algo.horizon).to(delta.device)
         if algo.normalize_delta_j:
-            delta = sdpg.normalize_delta_j(delta)
+            delta = (
+                sdpg.normalize_delta_j(delta)
+                if active is None
+                else sdpg.normalize_one_step(delta, active)
+            )
         noise = sdpg.group(batch.noise, algo.num_nominal)
-        d_mu, d_log_sigma = sdpg.ascent_directions(delta, noise, batch.log_sigma.exp(), algo.top_k)
+        d_mu, d_log_sigma = sdpg.ascent_directions(
+            delta, noise, batch.log_sigma.exp(), algo.top_k, active
+        )
         return d_mu, d_log_sigma, raw_std
 
     def targets(

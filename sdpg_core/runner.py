@@ -78,7 +78,7 @@ class Trainer(TrainerBase):
             st.actor_obs[t] = actor_input(self.spec, nominal_obs, frozen, self.device)
             mu, log_sigma = self.learner.policy(st.actor_obs[t])
             start = self._timed("actor_forward", start)
-            action, noise = self._perturb(mu, log_sigma)
+            action, noise = self._perturb(mu, log_sigma, t)
             st.critic_obs[t] = torch.from_numpy(obs["state"])
             result = env.step(torch.tanh(action).cpu().numpy())
             start = self._timed("env_step", start)
@@ -99,14 +99,17 @@ class Trainer(TrainerBase):
         return frozen
 
     def _perturb(
-        self, mu: torch.Tensor, log_sigma: torch.Tensor
+        self, mu: torch.Tensor, log_sigma: torch.Tensor, t: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Group-broadcast (mu, sigma); a = clamp(mu + sigma eps), eps = 0 for nominal envs."""
         algo, g = self.cfg.algo, self.group_size
         mu_n = mu.repeat_interleave(g, dim=0)
         sigma_n = log_sigma.exp().repeat_interleave(g, dim=0)
+        active = None
+        if algo.perturbation == "one_step":
+            active = sdpg.one_step_mask(g, algo.horizon)[t]
         noise = sdpg.perturbation_noise(
-            algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic
+            algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic, active
         ).to(self.device)
         return (mu_n + sigma_n * noise).clamp(-algo.mu_bound, algo.mu_bound), noise
 

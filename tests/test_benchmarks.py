@@ -113,6 +113,7 @@ def test_ppo_sweep_smoke(tmp_path):
 def test_reliability_smoke(tmp_path):
     figures, stdout = smoke("bench_reliability.py", tmp_path)
     keys = [f"{noise}_p{p}" for noise in ("independent", "mirrored") for p in (2, 3)]
+    keys.append("one_step_p4")  # P rounded up to a multiple of the smoke horizon 4
     for key in keys:
         assert -1.0 <= figures[key] <= 1.0, key
     assert figures["task"] == "reacher" and "reliability" in stdout

@@ -143,3 +143,41 @@ def test_antithetic_pairs_cancel_even_order_terms():
     d_mu, _ = sdpg.ascent_directions(delta, noise, torch.ones(1, 1, 3))
     linear, _ = sdpg.ascent_directions((noise * c).sum(-1), noise, torch.ones(1, 1, 3))
     torch.testing.assert_close(d_mu, linear)
+
+
+def test_one_step_mask_gives_each_auxiliary_one_step():
+    mask = sdpg.one_step_mask(5, 2)  # G = 5 (P = 4), T = 2: aux 1, 3 at t = 0; aux 2, 4 at t = 1
+    assert mask.tolist() == [[False, True, False, True, False], [False, False, True, False, True]]
+
+
+def test_one_step_noise_only_on_active_members():
+    active = torch.tensor([False, True, False])
+    noise = sdpg.perturbation_noise(2, 3, 2, torch.Generator().manual_seed(0), active=active)
+    noise = noise.reshape(2, 3, 2)
+    assert noise[:, [0, 2]].abs().sum() == 0
+    assert noise[:, 1].abs().min() > 0
+
+
+def _one_step_case():
+    """T = 2, B = 1, G = 3: aux 1 perturbs t = 0 (dJ 2, eps 1), aux 2 perturbs t = 1 (dJ -2,
+    eps -1); the inactive entries hold values that must be ignored."""
+    delta = torch.tensor([[[0.0, 2.0, 100.0]], [[0.0, 100.0, -2.0]]])
+    noise = torch.tensor([[[[0.0], [1.0], [5.0]]], [[[0.0], [5.0], [-1.0]]]])
+    return delta, noise, sdpg.one_step_mask(3, 2)
+
+
+def test_one_step_normalisation_uses_the_perturbed_entries():
+    delta, _, active = _one_step_case()
+    normed = sdpg.normalize_one_step(delta, active)
+    # population std of (0, 2, -2) = sqrt(8/3): the active entries become +-C
+    assert math.isclose(normed[0, 0, 1].item(), C, rel_tol=1e-5)
+    assert math.isclose(normed[1, 0, 2].item(), -C, rel_tol=1e-5)
+    torch.testing.assert_close(sdpg.normalize_one_step(delta * 1000.0, active), normed)
+
+
+def test_one_step_directions_average_the_active_entries_only():
+    delta, noise, active = _one_step_case()
+    d_mu, d_log_sigma = sdpg.ascent_directions(delta, noise, torch.ones(2, 1, 1), active=active)
+    # t = 0: 2 * 1; t = 1: -2 * -1; eps^2 - 1 = 0 on both active entries
+    torch.testing.assert_close(d_mu, torch.tensor([[[2.0]], [[2.0]]]))
+    torch.testing.assert_close(d_log_sigma, torch.zeros(2, 1, 1))

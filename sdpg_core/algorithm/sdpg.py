@@ -20,8 +20,11 @@ def perturbation_noise(
     action_dim: int,
     generator: torch.Generator,
     antithetic: bool = False,
+    active: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """eps [N, A] ~ N(0, I) in the env layout, 0 for nominal envs.
+
+    ``active`` [G] bool: only these group members perturb this step (the others get 0).
 
     ``antithetic``: auxiliaries come in mirrored pairs (eps, -eps), j = 2k gets -eps of j = 2k-1
     (with an odd P the last one stays independent), so even-order terms of delta-J cancel in
@@ -32,7 +35,20 @@ def perturbation_noise(
     if antithetic:
         pairs = (group_size - 1) // 2
         noise[:, 2 : 2 * pairs + 1 : 2] = -noise[:, 1 : 2 * pairs : 2]
+    if active is not None:
+        noise = noise * active[None, :, None].to(noise.dtype)
     return noise.reshape(num_nominal * group_size, action_dim)
+
+
+def one_step_mask(group_size: int, horizon: int) -> torch.Tensor:
+    """[T, G] bool for ``one_step`` perturbations: auxiliary j perturbs step (j - 1) % T only.
+
+    Before its step an auxiliary repeats its nominal exactly, so its delta-J at that step
+    carries no divergence from earlier noise: a clean finite difference of one action.
+    """
+    members = torch.arange(group_size)
+    steps = torch.arange(horizon)[:, None]
+    return (members > 0) & ((members - 1) % horizon == steps)
 
 
 def delta_j(returns: torch.Tensor) -> torch.Tensor:
@@ -45,14 +61,31 @@ def normalize_delta_j(delta: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return delta / (delta.std(dim=-1, unbiased=False, keepdim=True) + eps)
 
 
+def normalize_one_step(
+    delta: torch.Tensor, active: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """``one_step`` scaling: divide by each group's population std over its P perturbed
+    entries and the nominal's zero; delta [T, B, G], active [T, G] -> [T, B, G]."""
+    on = active[:, None, :].to(delta.dtype)
+    count = on.sum(dim=(0, 2)) + 1.0
+    mean = (delta * on).sum(dim=(0, 2)) / count
+    var = ((delta * on).square().sum(dim=(0, 2)) / count - mean.square()).clamp(min=0.0)
+    return delta / (var.sqrt()[None, :, None] + eps)
+
+
 def ascent_directions(
-    delta: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, top_k: int = 0
+    delta: torch.Tensor,
+    noise: torch.Tensor,
+    sigma: torch.Tensor,
+    top_k: int = 0,
+    active: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zeroth-order ascent directions from the P auxiliaries of each group.
 
     delta [T, B, G], noise [T, B, G, A] (noise[..., 0, :] = 0), sigma [T, B, A] ->
     d_mu = mean_j dJ_j eps_j and d_log_sigma = mean_j dJ_j (eps_j^2 - 1) sigma, each [T, B, A];
-    the mean runs over the auxiliaries j = 1..P, or over the ``top_k`` largest dJ_j.
+    the mean runs over the auxiliaries j = 1..P, over the ``top_k`` largest dJ_j, or over the
+    auxiliaries that perturbed step t when ``active`` [T, G] is given.
     """
     dj, eps = delta[..., 1:], noise[..., 1:, :]
     if dj.shape[-1] == 0:
@@ -62,9 +95,11 @@ def ascent_directions(
         index = dj.topk(top_k, dim=-1).indices
         dj = dj.gather(-1, index)
         eps = eps.gather(-2, index.unsqueeze(-1).expand(*index.shape, eps.shape[-1]))
-    weight = dj.unsqueeze(-1)
-    d_mu = (weight * eps).mean(dim=-2)
-    d_log_sigma = (weight * (eps.square() - 1.0)).mean(dim=-2) * sigma
+    on = torch.ones_like(dj) if active is None else active[:, None, 1:].to(dj.dtype).expand_as(dj)
+    weight = (dj * on).unsqueeze(-1)
+    count = on.sum(dim=-1, keepdim=True).clamp(min=1.0)
+    d_mu = (weight * eps).sum(dim=-2) / count
+    d_log_sigma = (weight * (eps.square() - 1.0)).sum(dim=-2) / count * sigma
     return d_mu, d_log_sigma
 
 

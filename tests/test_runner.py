@@ -1,0 +1,38 @@
+"""SDPG rollout collection: auxiliaries, noise layout and synchronisation."""
+
+import pytest
+import torch
+
+from sdpg_core.algorithm import sdpg
+from sdpg_core.config import ConfigError, resolve
+from sdpg_core.runner import Trainer
+
+ONE_STEP = [
+    "algo.perturbation=one_step",
+    "algo.num_nominal=2",
+    "algo.num_perturbations=8",
+    "algo.horizon=4",
+    "run.video=false",
+]
+
+
+def test_one_step_auxiliaries_follow_their_nominal_until_their_step(tmp_path):
+    """Aux j is its nominal's exact copy up to step (j - 1) % T and diverges after it."""
+    trainer = Trainer(resolve("cartpole_swingup_state", overrides=ONE_STEP), tmp_path)
+    trainer.collect()
+    st, b = trainer.storage, trainer.cfg.algo.num_nominal
+    states, noise = sdpg.group(st.critic_obs, b), sdpg.group(st.noise, b)
+    active = sdpg.one_step_mask(9, 4)
+    trainer.close()
+    assert torch.equal(noise.abs().sum(-1) > 0, active[:, None, :].expand(4, b, 9))
+    for j in range(1, 9):
+        step = (j - 1) % 4
+        same = (states[:, :, j] == states[:, :, 0]).all(-1).all(-1)  # [T]
+        assert same[: step + 1].all(), (j, same)
+        assert not same[step + 1 :].any(), (j, same)
+
+
+@pytest.mark.parametrize("bad", [["algo.num_perturbations=6"], ["algo.top_k=2"]])
+def test_one_step_layout_is_checked(bad):
+    with pytest.raises(ConfigError, match="one_step"):
+        resolve("cartpole_swingup_state", overrides=[*ONE_STEP, *bad])
