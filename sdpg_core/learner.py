@@ -115,16 +115,12 @@ class SDPGLearner(nn.Module):
         """Ascent directions (d_mu, d_log_sigma), each [T, B, A], and the raw delta-J std."""
         algo = self.cfg.algo
         delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
-        raw_std = delta.std(dim=-1, unbiased=False).mean().item()
         active = None
         if algo.perturbation == "one_step":
             active = sdpg.one_step_mask(delta.shape[-1], algo.horizon).to(delta.device)
+        raw_std = sdpg.delta_j_std(delta, active).mean().item()
         if algo.normalize_delta_j:
-            delta = (
-                sdpg.normalize_delta_j(delta)
-                if active is None
-                else sdpg.normalize_one_step(delta, active)
-            )
+            delta = sdpg.normalize_delta_j(delta, active)
         noise = sdpg.group(batch.noise, algo.num_nominal)
         d_mu, d_log_sigma = sdpg.ascent_directions(
             delta, noise, batch.log_sigma.exp(), algo.top_k, active

@@ -168,11 +168,11 @@ def _one_step_case():
 
 def test_one_step_normalisation_uses_the_perturbed_entries():
     delta, _, active = _one_step_case()
-    normed = sdpg.normalize_one_step(delta, active)
+    normed = sdpg.normalize_delta_j(delta, active)
     # population std of (0, 2, -2) = sqrt(8/3): the active entries become +-C
     assert math.isclose(normed[0, 0, 1].item(), C, rel_tol=1e-5)
     assert math.isclose(normed[1, 0, 2].item(), -C, rel_tol=1e-5)
-    torch.testing.assert_close(sdpg.normalize_one_step(delta * 1000.0, active), normed)
+    torch.testing.assert_close(sdpg.normalize_delta_j(delta * 1000.0, active), normed)
 
 
 def test_one_step_directions_average_the_active_entries_only():

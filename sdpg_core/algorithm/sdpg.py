@@ -56,21 +56,26 @@ def delta_j(returns: torch.Tensor) -> torch.Tensor:
     return returns - returns[..., :1]
 
 
-def normalize_delta_j(delta: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Reward-invariant scaling: divide by the population std over the G entries (+ eps)."""
-    return delta / (delta.std(dim=-1, unbiased=False, keepdim=True) + eps)
+def delta_j_std(delta: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+    """Population std of delta-J over each group's entries, the nominal's zero included.
 
-
-def normalize_one_step(
-    delta: torch.Tensor, active: torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
-    """``one_step`` scaling: divide by each group's population std over its P perturbed
-    entries and the nominal's zero; delta [T, B, G], active [T, G] -> [T, B, G]."""
+    delta [T, B, G] -> [T, B, 1] (per env and step); with ``active`` [T, G] (one_step layout)
+    over each group's P perturbed entries and its zero across the horizon -> [1, B, 1].
+    """
+    if active is None:
+        return delta.std(dim=-1, unbiased=False, keepdim=True)
     on = active[:, None, :].to(delta.dtype)
-    count = on.sum(dim=(0, 2)) + 1.0
-    mean = (delta * on).sum(dim=(0, 2)) / count
-    var = ((delta * on).square().sum(dim=(0, 2)) / count - mean.square()).clamp(min=0.0)
-    return delta / (var.sqrt()[None, :, None] + eps)
+    count = on.sum(dim=(0, 2), keepdim=True) + 1.0
+    mean = (delta * on).sum(dim=(0, 2), keepdim=True) / count
+    square = (delta * on).square().sum(dim=(0, 2), keepdim=True) / count
+    return (square - mean.square()).clamp(min=0.0).sqrt()
+
+
+def normalize_delta_j(
+    delta: torch.Tensor, active: torch.Tensor | None = None, eps: float = 1e-6
+) -> torch.Tensor:
+    """Reward-invariant scaling: delta / (``delta_j_std`` + eps), shape of delta."""
+    return delta / (delta_j_std(delta, active) + eps)
 
 
 def ascent_directions(
