@@ -53,12 +53,23 @@ def policy_and_bridge(arg: dict, share: Path, sim_time: bool, remaps: list) -> l
     }
     policy = {"checkpoint": arg["checkpoint"], "use_sim_time": sim_time}
     return [
-        Node(package="sdpg_ros", executable="policy_node", name="policy_node",
-             parameters=[share / "config" / "policy_node.yaml", policy],
-             remappings=remaps, output="screen"),
-        LifecycleNode(package="sdpg_ros", executable="hardware_bridge", name="hardware_bridge",
-                      namespace="", parameters=[share / "config" / "hardware_bridge.yaml", bridge],
-                      remappings=remaps, output="screen"),
+        Node(
+            package="sdpg_ros",
+            executable="policy_node",
+            name="policy_node",
+            parameters=[share / "config" / "policy_node.yaml", policy],
+            remappings=remaps,
+            output="screen",
+        ),
+        LifecycleNode(
+            package="sdpg_ros",
+            executable="hardware_bridge",
+            name="hardware_bridge",
+            namespace="",
+            parameters=[share / "config" / "hardware_bridge.yaml", bridge],
+            remappings=remaps,
+            output="screen",
+        ),
     ]
 
 
@@ -71,8 +82,13 @@ def sim_backend(arg: dict, share: Path, robot, sim_time: bool) -> Node:
         policy = Policy.load(arg["checkpoint"])
         params["image_size"] = int(policy.spec.pixel_shape[1])
         params["action_repeat"] = policy.cfg.env.action_repeat
-    return Node(package="sdpg_ros", executable="sim_backend", name="sim_backend",
-                parameters=[share / "config" / "sim_backend.yaml", params], output="screen")
+    return Node(
+        package="sdpg_ros",
+        executable="sim_backend",
+        name="sim_backend",
+        parameters=[share / "config" / "sim_backend.yaml", params],
+        output="screen",
+    )
 
 
 def nodes(context):
@@ -87,20 +103,25 @@ def nodes(context):
     sim_time = arg["use_sim_time"] == "true"
     remaps = []
     if arg["backend"] == "real":
-        remaps = [("camera/image_raw", arg["camera_topic"]),
-                  ("joint_states", arg["joint_states_topic"])]
+        remaps = [
+            ("camera/image_raw", arg["camera_topic"]),
+            ("joint_states", arg["joint_states_topic"]),
+        ]
     actions = policy_and_bridge(arg, share, sim_time, remaps)
     if arg["publish_tf"] == "true":
         actions.append(robot_state_publisher(robot, sim_time, remaps))
     if arg["backend"] == "sim":
         actions.append(sim_backend(arg, share, robot, sim_time))
     elif arg["driver_launch"]:
-        actions.append(IncludeLaunchDescription(PythonLaunchDescriptionSource(arg["driver_launch"])))
+        actions.append(
+            IncludeLaunchDescription(PythonLaunchDescriptionSource(arg["driver_launch"]))
+        )
     return actions
 
 
 def generate_launch_description():
     """Launch arguments, then the nodes (resolved at launch time)."""
-    declared = [DeclareLaunchArgument(k, default_value=v, description=d)
-                for k, (v, d) in ARGUMENTS.items()]
+    declared = [
+        DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in ARGUMENTS.items()
+    ]
     return LaunchDescription([*declared, OpaqueFunction(function=nodes)])

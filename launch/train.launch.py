@@ -45,27 +45,46 @@ def nodes(context):
     if arg["overrides"].split():
         trainer["overrides"] = arg["overrides"].split()
     actions = [
-        Node(package="sdpg_ros", executable="trainer_node", name="trainer_node",
-             parameters=[trainer], output="screen"),
+        Node(
+            package="sdpg_ros",
+            executable="trainer_node",
+            name="trainer_node",
+            parameters=[trainer],
+            output="screen",
+        ),
     ]
     if arg["eval_in_sim"] == "true":
         robot = load_robot(arg["robot"])
         actions += [
-            Node(package="sdpg_ros", executable="sim_backend", name="sim_backend",
-                 parameters=[share / "config" / "sim_backend.yaml", {"task": robot.sim_task}]),
-            Node(package="sdpg_ros", executable="policy_node", name="policy_node",
-                 parameters=[share / "config" / "policy_node.yaml",
-                             {"checkpoint": "", "checkpoint_topic": "trainer/checkpoint"}]),
-            LifecycleNode(package="sdpg_ros", executable="hardware_bridge",
-                          name="hardware_bridge", namespace="",
-                          parameters=[share / "config" / "hardware_bridge.yaml",
-                                      {"robot": arg["robot"]}]),
+            Node(
+                package="sdpg_ros",
+                executable="sim_backend",
+                name="sim_backend",
+                parameters=[share / "config" / "sim_backend.yaml", {"task": robot.sim_task}],
+            ),
+            Node(
+                package="sdpg_ros",
+                executable="policy_node",
+                name="policy_node",
+                parameters=[
+                    share / "config" / "policy_node.yaml",
+                    {"checkpoint": "", "checkpoint_topic": "trainer/checkpoint"},
+                ],
+            ),
+            LifecycleNode(
+                package="sdpg_ros",
+                executable="hardware_bridge",
+                name="hardware_bridge",
+                namespace="",
+                parameters=[share / "config" / "hardware_bridge.yaml", {"robot": arg["robot"]}],
+            ),
         ]
     return actions
 
 
 def generate_launch_description():
     """Launch arguments, then the nodes (resolved at launch time)."""
-    declared = [DeclareLaunchArgument(k, default_value=v, description=d)
-                for k, (v, d) in ARGUMENTS.items()]
+    declared = [
+        DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in ARGUMENTS.items()
+    ]
     return LaunchDescription([*declared, OpaqueFunction(function=nodes)])
