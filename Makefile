@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: run test lint bench bench-core bench-ros bench-memory bench-scaling bench-throughput \
+.PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling bench-throughput \
 	bench-learning bench-ppo-sweep bench-reliability venv clean
 
 venv: $(STAMP)
@@ -29,6 +29,10 @@ run: $(STAMP)
 	$(BIN)/sdpg train --task reacher --out $(RUN_DIR)
 	$(BIN)/sdpg-ros deploy --backend sim --checkpoint $(RUN_DIR)/checkpoints/latest.pt \
 		--episodes 100 --compare --report $(RUN_DIR)/deploy_report.json
+
+# The cart-pole target: 60 minutes of pixel training (config/tasks/cartpole_swingup.yaml).
+run-cartpole: $(STAMP)
+	$(BIN)/sdpg train --task cartpole_swingup --out runs/cartpole-make-run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
