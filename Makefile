@@ -66,7 +66,7 @@ bench-reliability: $(STAMP)
 	$(BIN)/python benchmarks/bench_reliability.py --checkpoint $(CHECKPOINT)
 
 bench-learning: $(STAMP)
-	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10
+	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 --eval-interval sdpg=12
 	$(BIN)/python benchmarks/bench_learning.py --task cartpole_swingup --seeds 0 --minutes 30
 
 # All of #5's benchmarks, one at a time (hours on 2 cores; each also has its own target).
