@@ -6,7 +6,8 @@ evaluation return against the process CPU time of training (``cpu_time_s``: all 
 robust to other load on a shared machine), wall-clock time and env steps.
 
 Usage:
-  python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 --eval-interval sdpg=12
+  python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 \
+      --eval-interval sdpg=12
   python benchmarks/bench_learning.py --task cartpole_swingup --seeds 0 --minutes 30
   python benchmarks/bench_learning.py --smoke --out /tmp/bench   # seconds; for the tests
 Options: --algos sdpg ppo, --runs DIR (run directories; default runs/bench),
