@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling bench-throughput \
-	bench-learning bench-ppo-sweep bench-reliability venv clean
+.PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling \
+	bench-throughput bench-learning bench-ppo-sweep bench-reliability venv clean
 
 venv: $(STAMP)
 

@@ -43,6 +43,12 @@ class SDPGLearner(nn.Module):
         self.critic = Critic(spec.state_dim, cfg.model)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.normalizer = RunningNormalizer(spec.state_dim)
+        algo = cfg.algo
+        self.active = (  # [T, G] perturbed group members per step (CPU); None: all auxiliaries
+            sdpg.one_step_mask(algo.num_perturbations + 1, algo.horizon)
+            if algo.perturbation == "one_step"
+            else None
+        )
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.algo.alpha_init)))
         if cfg.algo.fixed_sigma > 0:
             self.actor.log_sigma.data.fill_(math.log(cfg.algo.fixed_sigma))
@@ -115,9 +121,7 @@ class SDPGLearner(nn.Module):
         """Ascent directions (d_mu, d_log_sigma), each [T, B, A], and the raw delta-J std."""
         algo = self.cfg.algo
         delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
-        active = None
-        if algo.perturbation == "one_step":
-            active = sdpg.one_step_mask(delta.shape[-1], algo.horizon).to(delta.device)
+        active = None if self.active is None else self.active.to(delta.device)
         raw_std = sdpg.delta_j_std(delta, active).mean().item()
         if algo.normalize_delta_j:
             delta = sdpg.normalize_delta_j(delta, active)

@@ -42,11 +42,6 @@ class Trainer(TrainerBase):
         self.spec = self.env.spec
         self.learner = SDPGLearner(cfg, self.spec, self.device)
         self.noise_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
-        self.active = (  # [T, G] perturbed group members per step; None: all auxiliaries
-            sdpg.one_step_mask(self.group_size, algo.horizon)
-            if algo.perturbation == "one_step"
-            else None
-        )
         self.storage = self._allocate()
         self.episodes = EpisodeTracker(
             algo.num_nominal, max(algo.num_nominal, 20), self.spec.has_success
@@ -110,7 +105,8 @@ class Trainer(TrainerBase):
         algo, g = self.cfg.algo, self.group_size
         mu_n = mu.repeat_interleave(g, dim=0)
         sigma_n = log_sigma.exp().repeat_interleave(g, dim=0)
-        active = None if self.active is None else self.active[t]
+        mask = self.learner.active
+        active = None if mask is None else mask[t]
         noise = sdpg.perturbation_noise(
             algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic, active
         ).to(self.device)
