@@ -30,7 +30,7 @@ class RobotConfig:
     command_topic: str = ""
     action_scale: tuple[float, ...] = ()  # command = action_offset + action_scale * a
     action_offset: tuple[float, ...] = ()
-    max_delta: tuple[float, ...] = ()  # largest command change per bridge tick, command units
+    max_rate: tuple[float, ...] = ()  # largest command change per second, command units / s
     damping_kd: tuple[float, ...] = ()  # effort hold: -damping_kd * measured velocity
 
     def validate(self, source: str) -> RobotConfig:
@@ -46,14 +46,14 @@ class RobotConfig:
             "default_pose": _finite_list(self.default_pose, n),
             "action_scale": _finite_list(self.action_scale, n),
             "action_offset": _finite_list(self.action_offset, n),
-            "max_delta": _finite_list(self.max_delta, n) and min(self.max_delta) > 0,
+            "max_rate": _finite_list(self.max_rate, n) and min(self.max_rate) > 0,
             "damping_kd": _finite_list(self.damping_kd, n) and min(self.damping_kd) >= 0,
         }
         bad = [key for key, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(
                 f"{source}: invalid value for {', '.join(bad)} (per-joint lists need one finite "
-                f"entry per joint ({n}); max_delta > 0, damping_kd >= 0; command_interface in "
+                f"entry per joint ({n}); max_rate > 0, damping_kd >= 0; command_interface in "
                 f"{INTERFACES}, command_type in {COMMAND_TYPES})"
             )
         return self
@@ -104,6 +104,11 @@ def load_robot(robot: str | Path) -> RobotConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read robot file: {err}") from err
+    if isinstance(data, dict) and "max_delta" in data:
+        raise ConfigError(
+            f"{path}: max_delta (change per command) was replaced by max_rate (change per "
+            "second): max_rate = max_delta * the bridge's rate_hz (e.g. 0.1 at 50 Hz -> 5.0)"
+        )
     cfg = RobotConfig()
     _apply(cfg, data, str(path))
     return cfg.validate(str(path))

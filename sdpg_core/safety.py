@@ -5,11 +5,18 @@ interface (position: rad or m, velocity: per s, effort: N·m or N). Per tick:
 
     action a in [-1, 1]^J -> policy = action_offset + action_scale * a
     -> target = blend(anchor, policy, ramp weight)   (ramp over ramp_s when control starts)
-    -> clamp to the interface bounds -> change limited to max_delta -> command
+    -> clamp to the interface bounds
+    -> change limited to max_rate * dt (dt: time since the command last changed, at most
+       period_s) -> command
 
+The rate limit is per unit time: however fast actions arrive, the command moves at most
+max_rate * (W + period_s) within any window of W seconds (max_rate * W over a window that begins
+at a change). A command that merely repeats its value does not use up the next change's time.
 Without a fresh action (none yet, or the watchdog timed out) or while the e-stop is latched, the
 hold target replaces the policy: position keeps the last command, velocity goes to zero, effort
-damps (-kd * measured velocity), through the same clamp and rate limit, so commands never jump.
+damps (-kd * measured velocity, the velocity bounded by the URDF limit), through the same clamp
+and rate limit, so commands never jump. Measured joint states that are non-finite or outside the
+URDF limits (plus a margin) are rejected before they can become a ramp start or a damping input.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ Vector = np.ndarray  # float64 [J]
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-joint command bounds and largest change per tick, each [J]."""
+    """Per-joint command bounds, largest change per second and measured-speed bound, each [J]."""
 
     low: Vector
     high: Vector
-    max_delta: Vector
+    max_rate: Vector  # command units per second
+    max_velocity: Vector | float = np.inf  # |measured velocity| used for damping is capped here
 
 
 def command_bounds(interface: str, joints: Sequence[JointLimits]) -> tuple[Vector, Vector]:
@@ -69,17 +77,62 @@ def reorder(
 
 
 def measured_by_name(
-    names: Sequence[str], values: Sequence[float], joints: Sequence[str], previous: Vector
-) -> Vector:
-    """[J] in ``joints`` order from a partial named message (``previous`` where absent)."""
-    out = previous.copy()
+    names: Sequence[str], values: Sequence[float], joints: Sequence[str]
+) -> tuple[Vector, np.ndarray]:
+    """([J] values in ``joints`` order, [J] bool: present in the message) of a named message."""
+    out, present = np.full(len(joints), np.nan), np.zeros(len(joints), dtype=bool)
     if len(values) != len(names):  # e.g. a JointState without velocities
-        return out
+        return out, present
     index = {name: i for i, name in enumerate(joints)}
     for name, value in zip(names, values, strict=True):
         if name in index:
-            out[index[name]] = value
-    return out
+            out[index[name]], present[index[name]] = value, True
+    return out, present
+
+
+@dataclass(frozen=True)
+class MeasuredBounds:
+    """Plausible measured joint states, each [J]: URDF limits widened by a margin."""
+
+    position_low: Vector
+    position_high: Vector
+    max_velocity: Vector
+
+
+def measured_bounds(
+    joints: Sequence[JointLimits],
+    position_margin: float,
+    velocity_margin: float,
+    continuous_limit: float = np.inf,
+) -> MeasuredBounds:
+    """Positions in [lower, upper] +- ``position_margin`` (a continuous joint: within
+    +-``continuous_limit``), |velocity| <= limit * (1 + ``velocity_margin``)."""
+    lower = np.array([j.lower for j in joints], dtype=np.float64)
+    upper = np.array([j.upper for j in joints], dtype=np.float64)
+    return MeasuredBounds(
+        np.where(np.isinf(lower), -continuous_limit, lower - position_margin),
+        np.where(np.isinf(upper), continuous_limit, upper + position_margin),
+        np.array([j.velocity for j in joints]) * (1.0 + velocity_margin),
+    )
+
+
+def measurement_error(
+    position: Vector,
+    has_position: np.ndarray,
+    velocity: Vector,
+    has_velocity: np.ndarray,
+    bounds: MeasuredBounds,
+) -> str | None:
+    """None when every present value is finite and plausible, else why the state is rejected."""
+    low, high = bounds.position_low[has_position], bounds.position_high[has_position]
+    position, velocity = position[has_position], velocity[has_velocity]
+    if not (np.all(np.isfinite(position)) and np.all(np.isfinite(velocity))):
+        return "joint_state_non_finite"
+    if np.any(position < low) or np.any(position > high):
+        return "joint_state_position"
+    if np.any(np.abs(velocity) > bounds.max_velocity[has_velocity]):
+        return "joint_state_velocity"
+    return None
 
 
 def action_to_command(action: Vector, scale: Vector, offset: Vector) -> Vector:
@@ -97,14 +150,15 @@ def ramp_weight(elapsed_s: float, ramp_s: float) -> float:
     return 1.0 if ramp_s <= 0 else float(np.clip(elapsed_s / ramp_s, 0.0, 1.0))
 
 
-def rate_limit(command: Vector, previous: Vector, max_delta: Vector) -> Vector:
-    """Move from ``previous`` toward ``command`` by at most ``max_delta`` per joint."""
-    return previous + np.clip(command - previous, -max_delta, max_delta)
+def rate_limit(command: Vector, previous: Vector, max_step: Vector) -> Vector:
+    """Move from ``previous`` toward ``command`` by at most ``max_step`` per joint."""
+    return previous + np.clip(command - previous, -max_step, max_step)
 
 
-def limit(target: Vector, previous: Vector, limits: Limits) -> Vector:
-    """Clamp ``target`` to the bounds, then rate-limit from ``previous`` (itself in bounds)."""
-    step = rate_limit(np.clip(target, limits.low, limits.high), previous, limits.max_delta)
+def limit(target: Vector, previous: Vector, limits: Limits, dt: float) -> Vector:
+    """Clamp ``target`` to the bounds, then move from ``previous`` (in bounds) at most
+    ``max_rate * dt``."""
+    step = rate_limit(np.clip(target, limits.low, limits.high), previous, limits.max_rate * dt)
     return np.clip(step, limits.low, limits.high)  # previous + (t - previous) may round past t
 
 
@@ -117,13 +171,17 @@ def ramp_start(interface: str, measured_position: Vector) -> Vector:
     return np.asarray(measured_position, dtype=np.float64).copy()
 
 
-def hold_target(interface: str, last: Vector, measured_velocity: Vector, kd: Vector) -> Vector:
-    """Hold: last command (position), zero (velocity), damping -kd * velocity (effort)."""
+def hold_target(
+    interface: str, last: Vector, measured_velocity: Vector, kd: Vector, max_velocity=np.inf
+) -> Vector:
+    """Hold: last command (position), zero (velocity), damping -kd * velocity (effort; the
+    velocity NaN/inf -> 0 and capped at +-``max_velocity``)."""
     if interface == "position":
         return last.copy()
     if interface == "velocity":
         return np.zeros_like(last)
-    return -kd * np.nan_to_num(measured_velocity, nan=0.0, posinf=0.0, neginf=0.0)
+    velocity = np.nan_to_num(measured_velocity, nan=0.0, posinf=0.0, neginf=0.0)
+    return -kd * np.clip(velocity, -max_velocity, max_velocity)
 
 
 def final_command(interface: str, last: Vector) -> Vector:
@@ -153,13 +211,15 @@ class CommandGuard:
         kd: Vector,
         ramp_s: float,
         timeout_s: float,
+        period_s: float,
     ) -> None:
         self.interface, self.limits = interface, limits
         self.scale, self.offset, self.kd = scale, offset, kd
-        self.ramp_s, self.timeout_s = ramp_s, timeout_s
+        self.ramp_s, self.timeout_s, self.period_s = ramp_s, timeout_s, period_s
         self.num_joints = len(scale)
         self.latched = False
         self.last: Vector | None = None  # last command, always within the bounds
+        self.last_time: float | None = None  # when ``last`` was commanded
         self.action: Vector | None = None
         self.action_time = -np.inf
         self.unused = False  # the stored action has not made a command yet
@@ -174,7 +234,7 @@ class CommandGuard:
             ramp_start(self.interface, measured_position), self.limits.low, self.limits.high
         )
         self.last, self.pending_anchor = begin, begin.copy()
-        self.ramp_t0, self.was_fresh = None, False
+        self.ramp_t0, self.was_fresh, self.last_time = None, False, None
         return begin.copy()
 
     def accept(self, action: Vector, now_s: float) -> str | None:
@@ -196,6 +256,13 @@ class CommandGuard:
         self.pending_anchor = np.clip(anchor, self.limits.low, self.limits.high)
         self.latched, self.ramp_t0 = False, None
 
+    def release(self, measured_position: Vector) -> None:
+        """Clear the latch: before ``start`` at once, after it as ``reset`` (ramp from measured)."""
+        if self.last is None:
+            self.latched = False
+        else:
+            self.reset(measured_position)
+
     def step(self, now_s: float, measured_velocity: Vector) -> Tick:
         """The command for this tick (``start`` must have been called)."""
         if self.last is None:
@@ -205,7 +272,9 @@ class CommandGuard:
         fired, self.was_fresh = self.was_fresh and not fresh, fresh
         if self.latched or not fresh:
             self.ramp_t0, new = None, False
-            target = hold_target(self.interface, self.last, measured_velocity, self.kd)
+            target = hold_target(
+                self.interface, self.last, measured_velocity, self.kd, self.limits.max_velocity
+            )
             mode = (
                 "e_stop" if self.latched else "watchdog" if self.action is not None else "waiting"
             )
@@ -218,8 +287,19 @@ class CommandGuard:
             policy = action_to_command(self.action, self.scale, self.offset)
             target = blend(self.anchor, policy, weight)
             mode, new, self.unused = ("ramp" if weight < 1 else "policy"), self.unused, False
-        self.last = limit(target, self.last, self.limits)
+        self._move(target, now_s)
         return Tick(self.last.copy(), mode, new, fired)
+
+    def _move(self, target: Vector, now_s: float) -> None:
+        """Limit ``target`` by the rate over the time since the command last changed (at most
+        one period: a pause never banks a jump), and remember when it changes."""
+        if self.last_time is not None and now_s < self.last_time:  # the clock jumped back
+            self.last_time = now_s
+        since = self.period_s if self.last_time is None else now_s - self.last_time
+        command = limit(target, self.last, self.limits, min(since, self.period_s))
+        if self.last_time is None or np.any(command != self.last):
+            self.last_time = now_s
+        self.last = command
 
     def final(self) -> Vector:
         """The safe command to leave in the controller when commands stop."""
@@ -229,11 +309,16 @@ class CommandGuard:
 
 
 def make_guard(
-    robot: RobotConfig, joints: Sequence[JointLimits], ramp_s: float, timeout_s: float
+    robot: RobotConfig,
+    joints: Sequence[JointLimits],
+    ramp_s: float,
+    timeout_s: float,
+    period_s: float,
 ) -> CommandGuard:
     """A CommandGuard for ``robot`` with its URDF ``joints`` limits (robot joint order)."""
     low, high = command_bounds(robot.command_interface, joints)
-    limits = Limits(low, high, np.array(robot.max_delta, dtype=np.float64))
+    max_velocity = np.array([j.velocity for j in joints], dtype=np.float64)
+    limits = Limits(low, high, np.array(robot.max_rate, dtype=np.float64), max_velocity)
     return CommandGuard(
         robot.command_interface,
         limits,
@@ -242,4 +327,5 @@ def make_guard(
         np.array(robot.damping_kd, dtype=np.float64),
         ramp_s,
         timeout_s,
+        period_s,
     )

@@ -62,6 +62,12 @@ def test_unknown_key_names_file_and_key(tmp_path):
         load_robot(path)
 
 
+def test_old_max_delta_key_says_how_to_migrate(tmp_path):
+    path = write_robot(tmp_path, {"max_rate": "max_delta: [0.1, 0.1]"})
+    with pytest.raises(ConfigError, match=r"robot.yaml: max_delta .* replaced by max_rate"):
+        load_robot(path)
+
+
 def test_wrong_type_names_file_and_key(tmp_path):
     path = write_robot(tmp_path, {"action_scale": "action_scale: [0.05, fast]"})
     with pytest.raises(ConfigError, match=r"robot.yaml: action_scale\[1\]: expected a number"):
@@ -73,8 +79,8 @@ def test_wrong_type_names_file_and_key(tmp_path):
     [
         ("command_interface: torque", "command_interface"),
         ("command_type: action", "command_type"),
-        ("max_delta: [0.05]", "max_delta"),
-        ("max_delta: [0.05, 0.0]", "max_delta"),
+        ("max_rate: [0.05]", "max_rate"),
+        ("max_rate: [0.05, 0.0]", "max_rate"),
         ("damping_kd: [0.1, -0.1]", "damping_kd"),
         ("joints: [shoulder, shoulder]", "joints"),
         ("action_offset: [0.0, .nan]", "action_offset"),

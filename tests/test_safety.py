@@ -17,7 +17,9 @@ from sdpg_core.safety import (
     hold_target,
     limit,
     make_guard,
+    measured_bounds,
     measured_by_name,
+    measurement_error,
     ramp_weight,
     rate_limit,
     reorder,
@@ -32,10 +34,15 @@ def vec(*values):
     return np.array(values, dtype=np.float64)
 
 
+PERIOD = 0.1  # guard_1d's period: ticks 0.1 s apart may move delta each
+
+
 def guard_1d(interface="position", ramp_s=1.0, timeout_s=10.0, kd=0.01, bound=1.0, delta=0.1):
-    """One joint, bounds +-bound, scale 1, offset 0."""
-    limits = Limits(vec(-bound), vec(bound), vec(delta))
-    return CommandGuard(interface, limits, vec(1.0), vec(0.0), vec(kd), ramp_s, timeout_s)
+    """One joint, bounds +-bound, scale 1, offset 0, rate ``delta`` per PERIOD."""
+    limits = Limits(vec(-bound), vec(bound), vec(delta / PERIOD))
+    return CommandGuard(
+        interface, limits, vec(1.0), vec(0.0), vec(kd), ramp_s, timeout_s, PERIOD
+    )
 
 
 # Pure functions, hand-worked -------------------------------------------------------------------
@@ -96,21 +103,51 @@ def test_reorder_rejects(names, values, reason):
 
 
 def test_measured_by_name_partial():
-    previous = vec(np.nan, np.nan)
-    out = measured_by_name(["gripper", "elbow"], [9.0, 0.3], ("shoulder", "elbow"), previous)
+    out, present = measured_by_name(["gripper", "elbow"], [9.0, 0.3], ("shoulder", "elbow"))
     assert np.isnan(out[0]) and out[1] == 0.3
-    assert np.isnan(previous[1])  # not modified in place
-    # a JointState without velocities keeps the previous values
-    np.testing.assert_array_equal(measured_by_name(["elbow"], [], ("elbow",), vec(1.0)), [1.0])
+    assert present.tolist() == [False, True]
+    # a JointState without velocities has none present
+    out, present = measured_by_name(["elbow"], [], ("elbow",))
+    assert np.isnan(out[0]) and not present.any()
+
+
+REACHER = [JointLimits(-INF, INF, 0.05, 20.0), JointLimits(-2.8, 2.8, 0.05, 20.0)]
+
+
+@pytest.mark.parametrize(
+    ("position", "velocity", "reason"),
+    [
+        ((1e6, 2.85), (-21.9, 21.9), None),  # continuous joint; elbow within the 0.1 margin
+        ((1e30, 0.0), (0.0, 0.0), None),  # a continuous joint has no position bound ...
+        ((np.inf, 0.0), (0.0, 0.0), "joint_state_non_finite"),  # ... but must be finite
+        ((0.0, np.nan), (0.0, 0.0), "joint_state_non_finite"),
+        ((0.0, 0.0), (0.0, 1e30), "joint_state_velocity"),
+        ((0.0, 0.0), (25.0, 0.0), "joint_state_velocity"),  # 25 rad/s against a 20 limit
+        ((0.0, 2.95), (0.0, 0.0), "joint_state_position"),  # 2.8 + 0.1 margin exceeded
+        ((0.0, -3.0), (0.0, 0.0), "joint_state_position"),
+    ],
+)
+def test_measurement_error(position, velocity, reason):
+    bounds = measured_bounds(REACHER, position_margin=0.1, velocity_margin=0.1)
+    both = np.ones(2, dtype=bool)
+    assert measurement_error(vec(*position), both, vec(*velocity), both, bounds) == reason
+
+
+def test_measurement_error_checks_present_values_only():
+    bounds = measured_bounds(REACHER, position_margin=0.1, velocity_margin=0.1)
+    present, absent = np.array([False, True]), np.zeros(2, dtype=bool)
+    position, velocity = vec(np.nan, 0.5), vec(np.nan, np.nan)
+    assert measurement_error(position, present, velocity, absent, bounds) is None
 
 
 def test_rate_limit_and_limit():
     np.testing.assert_allclose(
         rate_limit(vec(1.0, -1.0, 0.05), vec(0, 0, 0), vec(0.3, 0.5, 0.1)), [0.3, -0.5, 0.05]
     )
-    limits = Limits(vec(-1.0), vec(0.5), vec(0.2))
-    np.testing.assert_allclose(limit(vec(3.0), vec(0.4), limits), [0.5])  # clamp wins
-    np.testing.assert_allclose(limit(vec(-3.0), vec(0.4), limits), [0.2])  # then rate
+    limits = Limits(vec(-1.0), vec(0.5), vec(2.0))  # 2 per second
+    np.testing.assert_allclose(limit(vec(3.0), vec(0.4), limits, 0.1), [0.5])  # clamp wins
+    np.testing.assert_allclose(limit(vec(-3.0), vec(0.4), limits, 0.1), [0.2])  # then rate
+    np.testing.assert_allclose(limit(vec(-3.0), vec(0.4), limits, 0.001), [0.398])
 
 
 def test_ramp_weight():
@@ -126,6 +163,8 @@ def test_hold_targets():
     np.testing.assert_array_equal(hold_target("position", last, velocity, kd), [0.3, -0.2])
     np.testing.assert_array_equal(hold_target("velocity", last, velocity, kd), [0.0, 0.0])
     np.testing.assert_allclose(hold_target("effort", last, velocity, kd), [-0.02, 0.0])
+    fast = vec(1e30, -25.0)  # a garbage reading cannot demand more than kd * the URDF speed
+    np.testing.assert_allclose(hold_target("effort", last, fast, kd, vec(20.0, 20.0)), [-0.2, 0.2])
     np.testing.assert_array_equal(final_command("position", last), [0.3, -0.2])
     np.testing.assert_array_equal(final_command("effort", last), [0.0, 0.0])
 
@@ -134,7 +173,7 @@ def test_hold_targets():
 
 
 def test_position_ramp_from_measured_to_policy():
-    guard = guard_1d()  # ramp 1 s, max_delta 0.1, 10 Hz ticks: 0.1 per tick is never throttled
+    guard = guard_1d()  # ramp 1 s, 1.0 per s, 10 Hz ticks: 0.1 per tick is never throttled
     assert guard.start(vec(0.5)).tolist() == [0.5]
     assert guard.accept(vec(-0.5), 0.0) is None
     commands, modes = [], []
@@ -151,8 +190,35 @@ def test_rate_limit_throttles_a_fast_ramp():
     guard = guard_1d(ramp_s=0.0, delta=0.25)
     guard.start(vec(0.0))
     guard.accept(vec(1.0), 0.0)
-    commands = [guard.step(0.01 * k, vec(0.0)).command[0] for k in range(5)]
+    commands = [guard.step(0.1 * k, vec(0.0)).command[0] for k in range(5)]
     np.testing.assert_allclose(commands, [0.25, 0.5, 0.75, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("rate_hz", [10.0, 50.0, 200.0, 1000.0])
+def test_rate_limit_is_per_second_at_any_action_rate(rate_hz):
+    guard = guard_1d(ramp_s=0.0, delta=0.25)  # 2.5 per second
+    guard.start(vec(-1.0))
+    times = np.arange(0.0, 0.4, 1.0 / rate_hz)
+    commands = []
+    for k, t in enumerate(times):  # bang-bang actions as fast as they come
+        guard.accept(vec(1.0 if k % 2 == 0 or t > 0.2 else -1.0), t)
+        commands.append(guard.step(t, vec(0.0)).command[0])
+    allowed = 2.5 * (times[-1] + PERIOD)  # the first command may use one period
+    assert abs(commands[-1] - (-1.0)) <= allowed + EPS
+    gaps = np.diff(np.concatenate([[-PERIOD], times]))
+    assert np.all(np.abs(np.diff(np.concatenate([[-1.0], commands]))) <= 2.5 * gaps + EPS)
+
+
+def test_a_repeated_command_does_not_use_up_the_next_change():
+    guard = guard_1d(ramp_s=0.0, delta=0.2)  # 2 per second, period 0.1
+    guard.start(vec(0.0))
+    guard.accept(vec(0.0), 0.0)
+    assert guard.step(0.0, vec(0.0)).command[0] == 0.0
+    assert guard.step(0.095, vec(0.0)).command[0] == 0.0  # a tick repeating the command
+    guard.accept(vec(1.0), 0.1)  # 0.1 s after the last change: 0.2 may move at once
+    assert guard.step(0.1, vec(0.0)).command[0] == pytest.approx(0.2)
+    guard.accept(vec(-1.0), 0.101)  # 1 ms later: 2 mm of travel
+    assert guard.step(0.101, vec(0.0)).command[0] == pytest.approx(0.198)
 
 
 def test_waiting_before_first_action_holds():
@@ -197,13 +263,13 @@ def test_clock_jumping_back_is_stale():
     assert guard.step(3.0, vec(0.0)).mode == "watchdog"  # e.g. the simulation was reset
 
 
-def test_velocity_hold_decays_to_zero_at_max_delta():
-    guard = guard_1d("velocity", ramp_s=0.0, timeout_s=0.05, delta=0.2)
+def test_velocity_hold_decays_to_zero_at_max_rate():
+    guard = guard_1d("velocity", ramp_s=0.0, timeout_s=0.5, delta=0.2)
     guard.start(vec(np.nan))  # velocity/effort interfaces start from zero, no measurement needed
     guard.accept(vec(0.5), 0.0)
-    commands = [guard.step(0.01 * k, vec(0.0)).command[0] for k in range(3)]
+    commands = [guard.step(0.1 * k, vec(0.0)).command[0] for k in range(3)]
     assert commands == pytest.approx([0.2, 0.4, 0.5])
-    held = [guard.step(1.0 + 0.01 * k, vec(0.0)).command[0] for k in range(4)]
+    held = [guard.step(1.0 + 0.1 * k, vec(0.0)).command[0] for k in range(4)]
     assert held == pytest.approx([0.3, 0.1, 0.0, 0.0])
 
 
@@ -268,7 +334,7 @@ def test_rejected_action_changes_nothing():
 def test_make_guard_for_reacher():
     robot = load_robot("reacher")
     joints = [JointLimits(-INF, INF, 0.05, 20.0), JointLimits(-2.8, 2.8, 0.05, 20.0)]
-    guard = make_guard(robot, joints, ramp_s=0.0, timeout_s=0.1)
+    guard = make_guard(robot, joints, ramp_s=0.0, timeout_s=0.1, period_s=0.02)
     guard.start(vec(0.0, 0.0))
     guard.accept(vec(0.5, -1.0), 0.0)
     assert guard.step(0.0, vec(0.0, 0.0)).command == pytest.approx([0.025, -0.05])
@@ -295,10 +361,10 @@ def guards(draw):
     def floats(lo, hi):
         return np.array(draw(st.lists(st.floats(lo, hi), min_size=n, max_size=n)))
 
-    limits = Limits(low, high, floats(0.01, 1.0))
+    limits = Limits(low, high, floats(0.1, 10.0), floats(0.01, 5))
     guard = CommandGuard(
         interface, limits, floats(-3, 3), floats(-3, 3), floats(0, 2),
-        draw(st.floats(0, 1)), draw(st.floats(0.01, 0.5)),
+        draw(st.floats(0, 1)), draw(st.floats(0.01, 0.5)), draw(st.floats(0.001, 0.1)),
     )  # fmt: skip
     return guard, n
 
@@ -323,7 +389,7 @@ def test_commands_stay_within_limits_and_rate(data):
     guard, n = data.draw(guards())
     previous = guard.start(np.array(data.draw(st.lists(finite, min_size=n, max_size=n))))
     assert np.all(previous >= guard.limits.low) and np.all(previous <= guard.limits.high)
-    now = 0.0
+    now, changed = 0.0, -guard.period_s  # the first command may use one period
     for event in data.draw(events(n)):
         if event[0] == "action":
             reason = guard.accept(event[1], now)
@@ -340,7 +406,10 @@ def test_commands_stay_within_limits_and_rate(data):
             command = guard.step(now, event[2]).command
             assert np.all(np.isfinite(command))
             assert np.all(command >= guard.limits.low) and np.all(command <= guard.limits.high)
-            assert np.all(np.abs(command - previous) <= guard.limits.max_delta + EPS)
+            credit = min(now - changed, guard.period_s)  # time since the last change
+            assert np.all(np.abs(command - previous) <= guard.limits.max_rate * credit + EPS)
+            if np.any(command != previous):
+                changed = now
             previous = command
     final = guard.final()
     assert np.all(final >= guard.limits.low) and np.all(final <= guard.limits.high)
@@ -355,7 +424,7 @@ def test_ramp_reaches_the_policy(data):
     start = guard.start(measured)
     policy = np.clip(guard.offset + guard.scale * action, guard.limits.low, guard.limits.high)
     dt = 0.02
-    distance = np.max(np.abs(policy - start) / guard.limits.max_delta)
+    distance = np.max(np.abs(policy - start) / (guard.limits.max_rate * min(dt, guard.period_s)))
     ticks = math.ceil(guard.ramp_s / dt) + math.ceil(distance) + 2
     for k in range(ticks):
         guard.accept(action, k * dt)
@@ -371,7 +440,7 @@ def test_e_stop_ignores_actions_until_reset(data):
     measured = np.array(data.draw(st.lists(finite, min_size=n, max_size=n)))
     quiet = CommandGuard(
         guard.interface, guard.limits, guard.scale, guard.offset, guard.kd, guard.ramp_s,
-        guard.timeout_s,
+        guard.timeout_s, guard.period_s,
     )  # fmt: skip
     for g in (guard, quiet):
         g.start(measured)

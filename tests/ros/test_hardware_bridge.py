@@ -3,119 +3,31 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 from lifecycle_msgs.msg import State
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
-from std_srvs.srv import Trigger
+from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
-from sdpg_ros.common import RELIABLE_QOS, SENSOR_QOS, ParameterError
-from sdpg_ros.hardware_bridge import HardwareBridge
-
-JOINTS = ["shoulder", "elbow"]
-COMMANDS = "/effort_controller/commands"
-DRY_RUN = "/hardware_bridge/dry_run/commands"
-RATE_HZ = 50.0
-# Tests not about the watchdog use a long timeout: a loaded 2-core machine stalls the test's
-# executor for tens of ms at times, which would (correctly) trip a 100 ms watchdog.
-SLOW_TIMEOUT_MS = 1000.0
-# The reacher with a tight per-command step, so that rate limiting is exercised.
-STRICT_ROBOT = str(Path(__file__).parent / "data" / "reacher_strict.yaml")
-LIMIT, MAX_DELTA = 0.05, 0.02  # URDF effort limit, STRICT_ROBOT max_delta
-
-
-class Probe:
-    """A test node: publishes actions / joint_states / e_stop, records commands, calls reset."""
-
-    def __init__(self, graph, topics=(COMMANDS,), msg_type=Float64MultiArray) -> None:
-        self.graph = graph
-        self.node = graph.add(rclpy.create_node("probe", context=graph.context))
-        self.actions = self.node.create_publisher(JointState, "/policy/action", RELIABLE_QOS)
-        self.states = self.node.create_publisher(JointState, "/joint_states", SENSOR_QOS)
-        self.e_stop = self.node.create_publisher(Bool, "/e_stop", RELIABLE_QOS)
-        self.reset = self.node.create_client(Trigger, "/hardware_bridge/reset")
-        self.received: dict[str, list] = {topic: [] for topic in topics}
-        for topic in topics:
-            self.node.create_subscription(msg_type, topic, self.received[topic].append, 10)
-
-    def commands(self, topic=COMMANDS) -> np.ndarray:
-        """[N, J] of the Float64MultiArray commands received on ``topic``."""
-        return np.array([m.data for m in self.received[topic]]).reshape(-1, len(JOINTS))
-
-    def send(self, action, names=JOINTS) -> int:
-        """Publish one action stamped now (wall clock); returns the stamp in ns."""
-        msg = JointState(name=list(names), position=[float(a) for a in action])
-        stamp = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        self.actions.publish(msg)
-        return stamp
-
-    def stream(self, action, seconds: float) -> None:
-        """Send ``action`` every 20 ms while spinning, for ``seconds``."""
-        self.drive(action, lambda: False, seconds)
-
-    def drive(self, action, until, timeout: float = 3.0) -> bool:
-        """Send ``action`` every 20 ms while spinning until ``until()``; returns it."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not until():
-            self.send(action)
-            self.graph.spin_until(until, 0.02)
-        return until()
-
-    def reached(self, command, topic=COMMANDS):
-        """A predicate: the latest command received on ``topic`` equals ``command``."""
-        return lambda: (
-            len(self.received[topic]) > 0
-            and np.allclose(self.received[topic][-1].data, command, atol=1e-9)
-        )
-
-    def joint_state(self, position, velocity) -> None:
-        """Publish measured joint positions / velocities."""
-        self.states.publish(JointState(name=JOINTS, position=position, velocity=velocity))
-
-    def call_reset(self) -> Trigger.Response:
-        """Call ~/reset and wait for the answer."""
-        assert self.graph.spin_until(self.reset.service_is_ready, 5.0)
-        future = self.reset.call_async(Trigger.Request())
-        assert self.graph.spin_until(future.done, 5.0)
-        return future.result()
-
-
-def make_bridge(graph, **params) -> HardwareBridge:
-    """A bridge in ``graph`` with parameter overrides (fast ramp by default)."""
-    params = {
-        "robot": STRICT_ROBOT,
-        "rate_hz": RATE_HZ,
-        "timeout_ms": SLOW_TIMEOUT_MS,
-        "ramp_s": 0.1,
-        **params,
-    }
-    overrides = [Parameter(k, value=v) for k, v in params.items()]
-    return graph.add(HardwareBridge(context=graph.context, parameter_overrides=overrides))
-
-
-def activate(graph, bridge, probe) -> None:
-    """Configure + activate by hand, then wait until the probe is connected both ways."""
-    assert bridge.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert bridge.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert graph.spin_until(lambda: probe.actions.get_subscription_count() > 0, 5.0)
-    assert graph.spin_until(lambda: any(probe.received.values()), 5.0)
-
-
-def state_id(bridge) -> int:
-    """The lifecycle state id of ``bridge``."""
-    return bridge._state_machine.current_state[0]
+from sdpg_ros.common import ParameterError
+from tests.ros.bridge_probe import (
+    COMMANDS,
+    DRY_RUN,
+    JOINTS,
+    LIMIT,
+    MAX_STEP,
+    RATE_HZ,
+    Probe,
+    activate,
+    make_bridge,
+    state_id,
+)
 
 
 def test_commands_within_limits_and_latency_recorded(graph):
-    bridge = make_bridge(graph)  # autostart: the main() path
+    bridge = make_bridge(graph, autostart=True)
     probe = Probe(graph)
     assert graph.spin_until(lambda: state_id(bridge) == State.PRIMARY_STATE_ACTIVE, 5.0)
     assert graph.spin_until(lambda: probe.actions.get_subscription_count() > 0, 5.0)
@@ -127,7 +39,7 @@ def test_commands_within_limits_and_latency_recorded(graph):
     commands = probe.commands()
     assert len(commands) >= 10
     assert np.all(np.abs(commands) <= LIMIT + 1e-12)
-    assert np.all(np.abs(np.diff(commands, axis=0)) <= MAX_DELTA + 1e-12)
+    assert np.all(np.abs(np.diff(commands, axis=0)) <= MAX_STEP + 1e-12)
     assert np.abs(commands).max() > 0.04  # the policy does reach the robot
     counts = bridge.counters.as_dict()
     assert counts["rejected"] == 0 and counts["commands"] >= len(commands)
@@ -157,7 +69,10 @@ def test_watchdog_fires_within_timeout_plus_one_tick(graph):
     assert np.median(intervals) == pytest.approx(1 / RATE_HZ, rel=0.15)
     # ... and, allowing for executor stalls on a loaded machine, well under 2 timeouts
     assert ticks[k][0] - deadline <= 1 / RATE_HZ + 0.08
-    assert graph.spin_until(probe.reached([-0.01, 0.02]), 2.0)  # damping, via the rate limit
+    # damping of the measured velocity (fresh: published now), via the rate limit
+    assert probe.measure([0.0, 0.0], [2.0, -4.0], probe.reached([-0.01, 0.02]))
+    # a stale velocity (none for longer than the timeout) damps nothing
+    assert graph.spin_until(probe.reached([0.0, 0.0]), 2.0)
     assert bridge.counters.as_dict()["watchdog"] == 1  # one event per timeout, not per tick
     assert bridge.mode == "watchdog"
 
@@ -245,7 +160,7 @@ def test_position_trajectory_needs_joint_states_and_stamps_the_image(graph, tmp_
         "name: arm\nurdf: reacher.urdf\njoints: [shoulder, elbow]\ndefault_pose: [0.0, 0.0]\n"
         "command_interface: position\ncommand_type: trajectory\n"
         "command_topic: arm_controller/joint_trajectory\naction_scale: [1.0, 4.0]\n"
-        "action_offset: [0.0, 0.0]\nmax_delta: [0.05, 0.05]\ndamping_kd: [0.0, 0.0]\n"
+        "action_offset: [0.0, 0.0]\nmax_rate: [2.5, 2.5]\ndamping_kd: [0.0, 0.0]\n"
     )
     bridge = make_bridge(graph, robot=str(robot), autostart=False, ramp_s=0.0, timeout_ms=400.0)
     topic = "/arm_controller/joint_trajectory"
@@ -308,7 +223,8 @@ def test_each_action_is_commanded_without_waiting_for_a_tick(graph):
     probe = Probe(graph)
     activate(graph, bridge, probe)
     before = bridge.counters.as_dict()["commands"]
-    for value in (0.2, -0.2, 0.4):  # each one within the 0.02 step of the previous command
+    for value in (0.2, -0.2, 0.4):  # each change (<= 0.001) within 20 ms of rate (0.02)
+        time.sleep(0.02)
         probe.send([value / 20, value / 20])
         expected = [value / 20 * 0.05, value / 20 * 0.05]
         assert graph.spin_until(probe.reached(expected), 1.0)  # the timer period is 2 s
