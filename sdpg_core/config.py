@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -183,15 +184,78 @@ class Config:
             "algo.lam": 0.0 <= self.algo.lam <= 1.0,
             "run.device": self.run.device.split(":")[0] in ("cpu", "cuda"),
         }
-        bad = [
-            key
-            for key, ok in (checks | _ppo_checks(self.ppo) | _distill_checks(self.distill)).items()
-            if not ok
-        ]
+        checks |= _size_checks(self) | _ppo_checks(self.ppo) | _distill_checks(self.distill)
+        checks |= _sdpg_rate_checks(self.algo) | _run_checks(self.run)
+        bad = _non_finite(self) + [key for key, ok in checks.items() if not ok]
         if bad:
-            raise ConfigError(f"invalid value for {', '.join(bad)}")
+            raise ConfigError(f"invalid value for {', '.join(dict.fromkeys(bad))}")
         _check_algo(self)
         return self
+
+
+def _non_finite(cfg: Any, prefix: str = "") -> list[str]:
+    """Keys of every NaN or infinite number in a (nested) config."""
+    bad = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            bad += _non_finite(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            bad.append(f"{prefix}{f.name}")
+    return bad
+
+
+def _size_checks(cfg: Config) -> dict[str, bool]:
+    """Sizes and counts that must be positive (or non-negative where 0 means 'default')."""
+    env, model = cfg.env, cfg.model
+    return {
+        "env.episode_steps": env.episode_steps >= 0,
+        "env.physics_threads": env.physics_threads >= 1,
+        "model.encoder_channels": model.encoder_channels >= 1,
+        "model.encoder_strides": len(model.encoder_strides) >= 1
+        and min(model.encoder_strides) >= 1,
+        "model.encoder_features": model.encoder_features >= 1,
+        "model.actor_hidden": all(h >= 1 for h in model.actor_hidden),
+        "model.critic_hidden": all(h >= 1 for h in model.critic_hidden),
+    }
+
+
+def _sdpg_rate_checks(algo: AlgoConfig) -> dict[str, bool]:
+    """Learning rates, bounds and counts of the SDPG section."""
+    return {
+        "algo.mu_bound": algo.mu_bound > 0.0,
+        "algo.log_sigma_max": algo.log_sigma_min < algo.log_sigma_max,
+        "algo.fixed_sigma": algo.fixed_sigma >= 0.0,
+        "algo.reward_scale": algo.reward_scale > 0.0,
+        "algo.actor_lr": algo.actor_lr > 0.0,
+        "algo.actor_lr_min": 0.0 <= algo.actor_lr_min <= algo.actor_lr,
+        "algo.warmup_iterations": algo.warmup_iterations >= 0,
+        "algo.actor_epochs": algo.actor_epochs >= 1,
+        "algo.actor_minibatches": algo.actor_minibatches >= 1,
+        "algo.alpha_init": algo.alpha_init >= 0.0,
+        "algo.alpha_lr": algo.alpha_lr > 0.0,
+        "algo.sigma_target": algo.sigma_target > 0.0,
+        "algo.critic_lr": algo.critic_lr > 0.0,
+        "algo.critic_minibatch": algo.critic_minibatch >= 1,
+        "algo.critic_epochs": algo.critic_epochs >= 1,
+        "algo.target_coef": 0.0 <= algo.target_coef <= 1.0,
+        "algo.grad_clip": algo.grad_clip > 0.0,
+    }
+
+
+def _run_checks(run: RunConfig) -> dict[str, bool]:
+    """Budget, seeding, logging and evaluation settings."""
+    return {
+        "run.iterations": run.iterations >= 1,
+        "run.minutes": run.minutes >= 0.0,
+        "run.seed": run.seed >= 0,
+        "run.torch_threads": run.torch_threads >= 0,
+        "run.log_interval": run.log_interval >= 1,
+        "run.checkpoint_interval": run.checkpoint_interval >= 1,
+        "run.eval_episodes": run.eval_episodes >= 1,
+        "run.eval_interval": run.eval_interval >= 0,
+        "run.stop_success_rate": 0.0 <= run.stop_success_rate <= 1.0,
+    }
 
 
 def _ppo_checks(ppo: PPOConfig) -> dict[str, bool]:
@@ -205,6 +269,10 @@ def _ppo_checks(ppo: PPOConfig) -> dict[str, bool]:
         "ppo.gamma": 0.0 <= ppo.gamma <= 1.0,
         "ppo.lam": 0.0 <= ppo.lam <= 1.0,
         "ppo.lr": ppo.lr > 0.0,
+        "ppo.value_coef": ppo.value_coef >= 0.0,
+        "ppo.entropy_coef": ppo.entropy_coef >= 0.0,
+        "ppo.reward_scale": ppo.reward_scale > 0.0,
+        "ppo.grad_clip": ppo.grad_clip > 0.0,
     }
 
 
@@ -219,6 +287,7 @@ def _distill_checks(distill: DistillConfig) -> dict[str, bool]:
         "distill.buffer_size": distill.buffer_size >= max(distill.batch_size, distill.num_envs),
         "distill.updates": distill.updates >= 1,
         "distill.lr": distill.lr > 0.0,
+        "distill.grad_clip": distill.grad_clip > 0.0,
     }
 
 

@@ -1,6 +1,10 @@
 """Strict config loading: unknown keys and wrong types name the file and key."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdpg_core.config import Config, ConfigError, apply_overrides, from_dict, load_yaml, resolve
 
@@ -82,3 +86,63 @@ def test_exponent_without_dot_is_a_float():
     assert apply_overrides(Config(), ["algo.actor_lr=3e-3"]).algo.actor_lr == 3e-3
     with pytest.raises(ConfigError, match="expected an integer"):
         apply_overrides(Config(), ["algo.horizon=1e2"])
+
+
+NONSENSE = [
+    "run.checkpoint_interval=0",
+    "run.iterations=0",
+    "run.minutes=-1",
+    "run.eval_episodes=0",
+    "run.eval_interval=-5",
+    "run.seed=-3",
+    "run.stop_success_rate=1.5",
+    "algo.actor_minibatches=0",
+    "algo.actor_epochs=0",
+    "algo.actor_lr=0",
+    "algo.actor_lr=-1e-3",
+    "algo.actor_lr=.nan",
+    "algo.critic_lr=.inf",
+    "algo.alpha_lr=-.inf",
+    "algo.critic_minibatch=0",
+    "algo.critic_epochs=0",
+    "algo.grad_clip=0",
+    "algo.target_coef=2",
+    "algo.reward_scale=0",
+    "algo.mu_bound=-1",
+    "algo.log_sigma_min=3",
+    "algo.fixed_sigma=-0.1",
+    "algo.sigma_target=0",
+    "env.physics_threads=0",
+    "env.episode_steps=-1",
+    "model.encoder_channels=0",
+    "model.encoder_strides=[]",
+    "model.encoder_strides=[2, 0]",
+    "model.actor_hidden=[16, 0]",
+    "ppo.lr=.nan",
+    "ppo.grad_clip=-1",
+    "distill.grad_clip=0",
+]
+
+
+@pytest.mark.parametrize("item", NONSENSE)
+def test_nonsense_values_name_the_key(item):
+    key = item.split("=")[0]
+    if key == "algo.log_sigma_min":
+        key = "algo.log_sigma_max"  # the pair is checked as min < max
+    with pytest.raises(ConfigError, match=f"invalid value for .*{re.escape(key)}"):
+        resolve("reacher", overrides=[item])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.sampled_from(["algo.actor_lr", "algo.critic_lr", "ppo.lr", "distill.lr", "algo.gamma"]),
+    value=st.sampled_from([float("nan"), float("inf"), -float("inf")]) | st.floats(max_value=0),
+)
+def test_learning_rates_must_be_positive_and_finite(key, value):
+    if key == "algo.gamma" and 0.0 <= value <= 1.0:
+        return  # gamma 0 is valid
+    cfg = Config()
+    section, name = key.split(".")
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(ConfigError, match=f"invalid value for .*{re.escape(key)}"):
+        cfg.validate()
