@@ -212,7 +212,7 @@ class TrainingSession:
         self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
         self.last_eval: dict[str, float] | None = None
         self.stop_requested = False
-        self.skip_final_evaluation = False  # a supervisor is shutting us down: save and go
+        self.skip_final_evaluation = False  # a supervisor is shutting us down: save and go, no eval
         self.checkpoint_listeners: list[Callable[[Path], None]] = []
 
     @classmethod
@@ -249,7 +249,8 @@ class TrainingSession:
         """One iteration with logging, periodic evaluation and checkpointing."""
         trainer, run = self.trainer, self.cfg.run
         record = trainer.train_iteration()
-        if run.eval_interval and trainer.iteration % run.eval_interval == 0:
+        due = run.eval_interval and trainer.iteration % run.eval_interval == 0
+        if due and not self.skip_final_evaluation:  # a supervisor's stop does not wait for it
             self.last_eval = self.evaluate()
             record |= {f"eval/{k}": v for k, v in self.last_eval.items()}
             self._maybe_best(evaluation_score(self.last_eval))

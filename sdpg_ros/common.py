@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import signal
 import sys
 from collections import Counter
@@ -13,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -54,6 +57,24 @@ def require_topic(parameter: str, name: str) -> None:
     except InvalidTopicNameException as err:
         message = f"parameter '{parameter}': invalid topic name {name!r}: {err}"
         raise ParameterError(message) from err
+
+
+def destroy_on_error(init: Callable[..., None]) -> Callable[..., None]:
+    """Decorate a node's ``__init__``: if it raises, destroy the half-built node at once.
+
+    A node left to the garbage collector is torn down at an arbitrary later moment, inside a
+    live context, which can make Fast DDS spin forever in participant teardown."""
+
+    @functools.wraps(init)
+    def wrapper(self: Node, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            if getattr(self, "handle", None) is not None:  # rclpy built the node itself
+                self.destroy_node()
+            raise
+
+    return wrapper
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -108,11 +129,11 @@ class Diagnostics:
     def publish(self) -> None:
         """One DiagnosticArray with this node's status."""
         values = {**self.counters.as_dict(), **(self.extra() if self.extra else {})}
-        level = DiagnosticStatus.WARN if values.get("rejected") else DiagnosticStatus.OK
+        warn = bool(values.get("rejected"))
         status = DiagnosticStatus(
-            level=level,
+            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
             name=self.node.get_fully_qualified_name(),
-            message="rejected inputs" if level else "ok",
+            message="rejected inputs" if warn else "ok",
             values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())],
         )
         msg = DiagnosticArray(status=[status])
@@ -120,46 +141,84 @@ class Diagnostics:
         self.pub.publish(msg)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """SIGINT, SIGTERM and, unless ignored (``nohup``), SIGHUP: closing the terminal stops the
+    nodes as cleanly as Ctrl-C does."""
+    hangup = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    return STOP_SIGNALS + (() if hangup else (signal.SIGHUP,))
+
+
+class _StopRequest:
+    """Why the spin loop should end: a SIGINT/SIGTERM came, or the parent process is gone."""
+
+    def __init__(self, watch_parent: bool) -> None:
+        self.signalled = False
+        self.parent = os.getppid() if watch_parent else None
+
+    def on_signal(self, _signum: int, _frame: Any) -> None:
+        """SIGINT/SIGTERM handler: only note it; the loop ends and the nodes close with the
+        context alive (the bridge publishes its safe command, the trainer saves)."""
+        self.signalled = True
+
+    def orphaned(self) -> bool:
+        """The parent process died (the process was re-parented)."""
+        return self.parent is not None and os.getppid() != self.parent
+
+    def requested(self) -> bool:
+        """A signal came or the parent is gone."""
+        return self.signalled or self.orphaned()
+
+
 def run_nodes(
     factories: Sequence[Callable[[], Node]],
     args: list[str] | None = None,
     until: Callable[[], bool] | None = None,
+    *,
+    executable: bool = False,
 ) -> int:
     """Init rclpy, build nodes, spin them until SIGINT/SIGTERM (or until ``until()`` is true).
+
+    ``executable``: this call is a node executable's whole process. It also stops when its
+    parent dies (a launch that failed part-way must not leave an orphan commanding the robot),
+    and SIGINT/SIGTERM stay ignored until the process exits (launch follows the terminal's
+    SIGINT with its own, and SIGTERM after 5 s). Otherwise the previous handlers come back.
 
     One single-threaded executor: every callback is short (policy inference and training run
     on their own threads). rclpy's MultiThreadedExecutor busy-waits while a callback group is
     busy and starved the policy of the GIL (camera-to-command p50 of 800 ms instead of 6 ms)."""
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = _StopRequest(watch_parent=executable)
+    previous = {sig: signal.signal(sig, stop.on_signal) for sig in stop_signals()}
     nodes: list[Node] = []
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         executor = SingleThreadedExecutor()
         for factory in factories:  # one by one: a failing node still closes the earlier ones
             nodes.append(factory())
             executor.add_node(nodes[-1])
-        while rclpy.ok() and not (until and until()):
+        while rclpy.ok() and not stop.requested() and not (until and until()):
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if stop.orphaned():
+            get_logger("run_nodes").warning("parent process exited: shutting down")
+    except ExternalShutdownException:
         pass
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
-        for sig in previous:  # a second signal must not cut the safe shutdown short
-            signal.signal(sig, signal.SIG_IGN)
-        for node in reversed(nodes):  # the bridge (built after its inputs) stops first
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _close(nodes)
+        for sig, handler in previous.items():  # SIG_IGN survives the interpreter's shutdown
+            signal.signal(sig, signal.SIG_IGN if executable else handler)
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
-    """SIGINT/SIGTERM: leave the spin loop with the context alive, so nodes can close safely
-    (the bridge publishes its safe command, the trainer saves) before rclpy shuts down."""
-    raise KeyboardInterrupt
+def _close(nodes: list[Node]) -> None:
+    """Close (safe command, checkpoint) and destroy the nodes, then shut rclpy down."""
+    for node in reversed(nodes):  # the bridge (built after its inputs) stops first
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+        node.destroy_node()
+    rclpy.try_shutdown()

@@ -475,7 +475,7 @@ class HardwareBridge(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (``ros2 run sdpg_ros hardware_bridge``)."""
-    return run_nodes([HardwareBridge], args)
+    return run_nodes([HardwareBridge], args, executable=True)
 
 
 if __name__ == "__main__":

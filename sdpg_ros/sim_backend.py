@@ -39,6 +39,7 @@ from sdpg_ros.common import (
     Diagnostics,
     ParameterError,
     declare,
+    destroy_on_error,
     require,
     require_topic,
     run_nodes,
@@ -80,6 +81,7 @@ def task_status(task: str, episode: Episode) -> DiagnosticStatus:
 class SimBackend(Node):
     """Steps one ``SimRobot`` on a timer and exposes it like ros2_control hardware + camera."""
 
+    @destroy_on_error
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
@@ -276,7 +278,7 @@ class SimBackend(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point ``sim_backend``."""
-    return run_nodes([SimBackend], args)
+    return run_nodes([SimBackend], args, executable=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Publishes ``trainer/progress`` (diagnostic_msgs/DiagnosticStatus, ``progress_rate_hz``),
 ``trainer/preview`` (sensor_msgs/Image rgb8: nominal env 0's camera) and ``trainer/checkpoint``
 (std_msgs/String, transient local: the path of every checkpoint written, for hot reload).
-Services ``~/save`` and ``~/stop`` (std_srvs/Trigger). SIGINT saves a checkpoint and exits.
+Services ``~/save`` and ``~/stop`` (std_srvs/Trigger). SIGINT/SIGTERM (or the parent process
+dying) end training after the current iteration, skip evaluations, save and exit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sdpg_ros.common import (
     RELIABLE_QOS,
     ParameterError,
     declare,
+    destroy_on_error,
     require,
     run_nodes,
 )
@@ -54,6 +56,7 @@ PROGRESS_KEYS = (
 class TrainerNode(Node):
     """Runs a TrainingSession on a worker thread; the executor only publishes and serves."""
 
+    @destroy_on_error
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("trainer_node", **kwargs)
         self._open_session = self._session_factory()
@@ -177,7 +180,7 @@ class TrainerNode(Node):
         return response
 
     def close(self) -> None:
-        """Stop training, save latest.pt (no final evaluation: launch allows 5 s) and wait."""
+        """Stop after this iteration and wait: latest.pt saved, no evaluation (launch gives 5 s)."""
         self._request_stop(skip_final_evaluation=True)
         self.worker.join()
 
@@ -198,7 +201,12 @@ def main(args: list[str] | None = None) -> int:
         nodes.append(TrainerNode())
         return nodes[0]
 
-    return run_nodes([build], args, until=lambda: bool(nodes) and nodes[0].finished.is_set())
+    return run_nodes(
+        [build],
+        args,
+        until=lambda: bool(nodes) and nodes[0].finished.is_set(),
+        executable=True,
+    )
 
 
 if __name__ == "__main__":

@@ -187,8 +187,10 @@ def test_sim_time_stamps_and_camera_rate(graph):
     ],
 )
 def test_invalid_parameters_are_named(graph, params, name):
-    with pytest.raises(ParameterError, match=f"parameter '{name}'"):
+    with pytest.raises(ParameterError, match=f"parameter '{name}'") as raised:
         SimBackend(
             context=graph.context,
             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
         )
+    # the traceback still references the node: only an explicit destroy takes it off the graph
+    assert "sim_backend" not in probe(graph).get_node_names(), raised.value
