@@ -36,6 +36,7 @@ run-cartpole: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests

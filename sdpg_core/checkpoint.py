@@ -1,8 +1,10 @@
-"""Checkpoints: plain state dicts + metadata, written atomically, loadable with weights_only."""
+"""Checkpoints: plain state dicts + metadata, written atomically and durably, loaded with
+weights_only, every refusal one line that says what is wrong."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,41 +12,100 @@ from typing import Any
 import torch
 
 FORMAT = 1
+TEMP_SUFFIX = ".tmp"
 
 
 def save(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` to ``path`` atomically (temp file in the same dir, then rename)."""
+    """Write ``payload`` to ``path`` atomically and durably: a temp file in the same directory,
+    fsynced, renamed over ``path``, then the directory fsynced (a power loss keeps the old or
+    the new file, never a truncated one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": FORMAT, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
+def fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temp files a killed ``save`` left in ``folder``; returns them."""
+    stray = sorted(Path(folder).glob(f"*{TEMP_SUFFIX}"))
+    for path in stray:
+        path.unlink()
+    return stray
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; a clear error if it is not ours."""
+    """Load a checkpoint with ``weights_only=True``; a one-line error if it is not ours."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err).lower() or "unsupported global" in str(err).lower():
+            raise ValueError(
+                f"{path}: refused: it holds Python objects beyond tensors and plain data (not "
+                "written by sdpg; loading it could run code)"
+            ) from err
+        raise ValueError(f"{path}: not a readable checkpoint (corrupt or truncated)") from err
     except Exception as err:  # torch raises several types for corrupt files
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({first})") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not an sdpg checkpoint (format {FORMAT} expected)")
     return data
 
 
 POLICY_KEYS = ("config", "spec", "actor", "normalizer", "iteration", "env_steps")
+TRAINING_KEYS = ("config", "spec", "actor", "normalizer", "iteration", "env", "episodes")
+
+
+def require_keys(data: dict[str, Any], keys: tuple[str, ...], path: str | Path, what: str) -> None:
+    """ValueError naming the missing keys unless ``data`` has all of ``keys``."""
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ValueError(f"{path}: not {what}: missing {', '.join(missing)}")
+
+
+def load_training(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint that can resume training (a deploy-only export cannot)."""
+    data = load(path, device)
+    if "env" not in data and "actor" in data:
+        raise ValueError(
+            f"{path}: a deploy-only policy file (sdpg export) cannot resume training; resume "
+            "from the run directory, whose checkpoints/latest.pt holds the whole state"
+        )
+    require_keys(data, TRAINING_KEYS, path, "a training checkpoint")
+    return data
 
 
 def export_policy(src: str | Path, dst: str | Path) -> Path:
     """Write the deployable part of a training checkpoint (weights, normaliser, metadata)."""
+    from sdpg_core.policy import Policy
+
+    src, dst = Path(src), Path(dst)
+    if dst.is_dir():
+        raise ValueError(f"--out {dst} is a directory; name the policy file, e.g. {dst}/policy.pt")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"--out {dst} is the checkpoint itself; choose another file")
     data = load(src)
+    Policy.from_checkpoint(data, src)  # validates spec, shapes and weights before writing
     return save({k: data[k] for k in POLICY_KEYS if k in data}, dst)

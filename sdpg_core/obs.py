@@ -34,13 +34,30 @@ class FrameStack:
         self.frames[rows] = stacked
 
 
+def centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The largest centred region of ``image`` [H', W', ...] with the aspect ratio width:height."""
+    rows, cols = image.shape[:2]
+    if rows * width > cols * height:  # taller than the target: crop rows
+        keep = max(1, round(cols * height / width))
+        top = (rows - keep) // 2
+        return image[top : top + keep]
+    keep = max(1, round(rows * width / height))
+    left = (cols - keep) // 2
+    return image[:, left : left + keep]
+
+
 def prepare_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Camera image [H', W', 3] uint8 RGB -> [height, width, 3] (area resize if needed)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    """Camera image [H', W', 3] uint8 RGB of any size -> [height, width, 3], the training size.
+
+    A frame of another aspect ratio is centre-cropped to width:height first (no stretching),
+    then resized with ``cv2.INTER_AREA`` (pixel-area averaging: no aliasing when shrinking).
+    A frame of the training size passes unchanged."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
         raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
     if image.shape[:2] == (height, width):
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    cropped = np.ascontiguousarray(centre_crop(image, height, width))
+    return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
 
 
 class RunningNormalizer(nn.Module):

@@ -1,7 +1,11 @@
 """``sdpg-ros``: the launch sessions composed in one process (for machines without ``launch``).
 
 ``sdpg-ros train ...`` = launch/train.launch.py, ``sdpg-ros deploy ...`` = launch/deploy.launch.py:
-the same nodes, parameters and topics, spun by one MultiThreadedExecutor.
+the same nodes, parameters and topics, spun by one single-threaded executor. Every check that
+can fail (checkpoint against robot, params file) runs before any node starts.
+On ``--backend real`` the bridge neither activates itself (``--activate``) nor accepts hot
+reloads (``--hot-reload``) unless asked; the sim has no e-stop publisher, so its bridge does
+not wait for one.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from rclpy.parameter import Parameter
 
 from sdpg_core.cli import add_train_arguments, resolve_train_config
 from sdpg_core.config import ConfigError
+from sdpg_core.envs.registry import get_task
 from sdpg_core.evaluate import EVAL_SEED
-from sdpg_core.policy import Policy
+from sdpg_core.policy import Policy, base_task, read_metadata, robot_misfit
+from sdpg_core.robot import load_robot
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
 
@@ -33,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     train.add_argument("--eval-in-sim", action="store_true", help="watch each new checkpoint")
     train.add_argument("--robot", default="reacher", help="robot YAML for --eval-in-sim")
+    train.add_argument("--params-file", help="extra ROS parameters YAML for every node")
     deploy = sub.add_parser("deploy", help="policy_node + hardware_bridge (+ sim_backend)")
     deploy.add_argument("--backend", choices=("sim", "real"), default="sim")
     deploy.add_argument("--checkpoint", required=True)
@@ -43,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
+    deploy.add_argument("--params-file", help="extra ROS parameters YAML for every node")
+    deploy.add_argument(
+        "--activate",
+        action=argparse.BooleanOptionalAction,
+        help="the bridge configures and activates itself (default: sim yes, real no)",
+    )
+    deploy.add_argument(
+        "--hot-reload",
+        action=argparse.BooleanOptionalAction,
+        help="policy_node accepts new checkpoints at run time (default: sim yes, real no)",
+    )
     deploy.add_argument(
         "--compare",
         action="store_true",
@@ -55,14 +73,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _node(cls: type[Node], params: dict[str, Any], remaps: dict[str, str] | None = None):
-    """A factory building ``cls`` with parameter overrides and topic remaps."""
+def _node(
+    cls: type[Node],
+    params: dict[str, Any],
+    remaps: dict[str, str] | None = None,
+    params_file: str | None = None,
+) -> Callable[[], Node]:
+    """A factory building ``cls`` with a params file, parameter overrides (which take
+    precedence over the file) and topic remaps."""
     overrides = [Parameter(k, value=v) for k, v in params.items()]
     cli_args = ["--ros-args"]
+    if params_file:
+        cli_args += ["--params-file", params_file]
     for src, dst in (remaps or {}).items():
         if dst:
             cli_args += ["-r", f"{src}:={dst}"]
     return lambda: cls(parameter_overrides=overrides, cli_args=cli_args)
+
+
+def check_params_file(path: str | None) -> None:
+    """A params file that does not exist is an error before any node starts."""
+    if path and not Path(path).is_file():
+        raise FileNotFoundError(f"params file {path} does not exist")
+
+
+def check_checkpoint(checkpoint: str, robot: str) -> None:
+    """ValueError naming the problem when ``checkpoint`` was not trained for ``robot``."""
+    _, spec = read_metadata(checkpoint)
+    misfit = robot_misfit(spec, load_robot(robot))
+    if misfit:
+        raise ValueError(f"checkpoint {checkpoint} does not fit robot {robot!r}: {misfit.message}")
+
+
+def check_task(task: str, robot: str) -> None:
+    """ValueError unless the policies trained on ``task`` can drive ``robot`` (--eval-in-sim)."""
+    sim_task = load_robot(robot).sim_task
+    if get_task(task).obs_mode != "pixels":
+        raise ValueError(f"--eval-in-sim needs a pixel task, {task!r} trains a state policy")
+    if sim_task and base_task(task) != base_task(sim_task):
+        raise ValueError(f"--eval-in-sim: robot {robot!r} runs task {sim_task!r}, not {task!r}")
 
 
 def _keep(nodes: dict[str, Node], factory: Callable[[], Node]) -> Node:
@@ -72,24 +121,51 @@ def _keep(nodes: dict[str, Node], factory: Callable[[], Node]) -> Node:
     return node
 
 
+def policy_parameters(checkpoint: str, robot: str, device: str, hot_reload: bool) -> dict:
+    """policy_node's parameters in a session."""
+    return {"checkpoint": checkpoint, "device": device, "robot": robot, "hot_reload": hot_reload}
+
+
+def bridge_parameters(robot: str, dry_run: bool, activate: bool, sim: bool) -> dict:
+    """hardware_bridge's parameters; the sim has no e-stop publisher to wait for."""
+    params = {"robot": robot, "dry_run": dry_run, "autostart": activate}
+    return params | ({"wait_for_e_stop": False} if sim else {})
+
+
+def deploy_parameters(args: argparse.Namespace) -> tuple[dict, dict]:
+    """policy_node's and hardware_bridge's parameters for ``sdpg-ros deploy``: on real hardware
+    no self-activation and no hot reload unless asked (--activate, --hot-reload)."""
+    sim = args.backend == "sim"
+    hot_reload = sim if args.hot_reload is None else args.hot_reload
+    activate = sim if args.activate is None else args.activate
+    return (
+        policy_parameters(args.checkpoint, args.robot, args.device, hot_reload),
+        bridge_parameters(args.robot, args.dry_run, activate, sim),
+    )
+
+
 def sim_factories(
-    checkpoint: str, robot: str, seed: int, device: str, dry_run: bool = False, env=None
+    policy: dict[str, Any],
+    bridge: dict[str, Any],
+    seed: int,
+    params_file: str | None = None,
+    env=None,
 ) -> list[Callable[[], Node]]:
-    """sim_backend + policy_node + hardware_bridge for a checkpoint ('' = wait for trainer,
-    whose env config ``env`` sets the camera size and action repeat)."""
-    from sdpg_core.robot import load_robot
+    """sim_backend + policy_node + hardware_bridge (started last) for the policy's checkpoint
+    ('' = wait for the trainer, whose env config ``env`` sets camera size and action repeat)."""
     from sdpg_ros.hardware_bridge import HardwareBridge
     from sdpg_ros.policy_node import PolicyNode
     from sdpg_ros.sim_backend import SimBackend
 
-    env = Policy.load(checkpoint).cfg.env if checkpoint else env
-    sim_params: dict[str, Any] = {"task": load_robot(robot).sim_task, "seed": seed}
+    checkpoint = policy["checkpoint"]
+    env = read_metadata(checkpoint)[0].env if checkpoint else env
+    sim_params: dict[str, Any] = {"task": load_robot(bridge["robot"]).sim_task, "seed": seed}
     if env is not None:
         sim_params |= {"image_size": env.image_size, "action_repeat": env.action_repeat}
     return [
-        _node(SimBackend, sim_params),
-        _node(PolicyNode, {"checkpoint": checkpoint, "device": device}),
-        _node(HardwareBridge, {"robot": robot, "dry_run": dry_run}),
+        _node(SimBackend, sim_params, params_file=params_file),
+        _node(PolicyNode, policy, params_file=params_file),
+        _node(HardwareBridge, bridge, params_file=params_file),
     ]
 
 
@@ -111,13 +187,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from sdpg_ros.hardware_bridge import HardwareBridge
     from sdpg_ros.policy_node import PolicyNode
 
+    check_params_file(args.params_file)
+    check_checkpoint(args.checkpoint, args.robot)
+    policy, bridge = deploy_parameters(args)
     if args.backend == "sim":
-        factories = sim_factories(args.checkpoint, args.robot, args.seed, args.device, args.dry_run)
+        factories = sim_factories(policy, bridge, args.seed, args.params_file)
     else:
         remaps = {"camera/image_raw": args.camera_topic, "joint_states": args.joint_states_topic}
         factories = [
-            _node(PolicyNode, {"checkpoint": args.checkpoint, "device": args.device}, remaps),
-            _node(HardwareBridge, {"robot": args.robot, "dry_run": args.dry_run}, remaps),
+            _node(PolicyNode, policy, remaps, args.params_file),
+            _node(HardwareBridge, bridge, remaps, args.params_file),
         ]
     nodes: dict[str, Node] = {}
     start = time.monotonic()
@@ -157,11 +236,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
     from sdpg_ros.trainer_node import TrainerNode
 
+    check_params_file(args.params_file)
     params = trainer_parameters(args)
-    factories = [_node(TrainerNode, params)]
+    factories = [_node(TrainerNode, params, params_file=args.params_file)]
     if args.eval_in_sim:
-        env = resolve_train_config(args.task, args.config, params.get("overrides")).env
-        factories += sim_factories("", args.robot, 0, "cpu", env=env)
+        cfg = resolve_train_config(args.task, args.config, params.get("overrides"))
+        check_task(cfg.env.task, args.robot)
+        policy = policy_parameters("", args.robot, "cpu", hot_reload=True)
+        bridge = bridge_parameters(args.robot, dry_run=False, activate=True, sim=True)
+        factories += sim_factories(policy, bridge, 0, args.params_file, cfg.env)
     nodes: dict[str, Node] = {}
     start = time.monotonic()
     code = run_nodes(

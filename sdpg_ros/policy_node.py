@@ -3,32 +3,59 @@
 Inference runs the training code's frame stack and normalisation (``Policy.act_image``) on its
 own thread, fed the newest frame by the image callback, so the executor never waits on torch
 (and a slow policy skips frames, counted as ``superseded``, instead of acting on old ones).
-Every bad input (encoding, size, truncated data, stale stamp, non-finite output) is counted
-and skipped, never fatal.
+A frame of any size is centre-cropped to the training aspect ratio and area-resized to the
+training size (``sdpg_core.obs.prepare_image``). Every bad input (encoding, implausible size,
+truncated data, stamp too old or in the future, non-finite output) is counted under
+``rejected/<reason>`` and skipped, never fatal; frames the middleware reports lost (large
+best-effort frames) are counted as ``rejected/lost``.
 An ``episode_start`` Header (from the sim backend, or an operator's tool on hardware) drops
 the frame history at the first frame stamped at or after it, as training does at a reset
 (one frame late if it arrives after that frame).
-Hot reload: set the ``checkpoint`` parameter, call ``~/reload``, or publish a path on
-``checkpoint_topic``; a failed load keeps the running policy.
+Hot reload (``hot_reload``): set the ``checkpoint`` parameter, call ``~/reload`` or publish a
+path on ``checkpoint_topic``. A loader thread reads the checkpoint, checks its spec against
+the robot and the running policy before building anything, then builds and warms it up; only a
+policy that fits replaces the running one (``reloads``), anything else is refused
+(``reload_rejected/<reason>``) and the running policy stays. ``~/reload`` answers when the
+load is over; a parameter change is accepted once queued, and the parameter returns to the
+running checkpoint if the load is refused.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import (
+    QoSMessageLostInfo,
+    QoSRequestedIncompatibleQoSInfo,
+    SubscriptionEventCallbacks,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
+from sdpg_core import checkpoint as checkpoint_file
+from sdpg_core.config import ConfigError
+from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import resolve_device
-from sdpg_core.policy import Policy
+from sdpg_core.policy import (
+    Misfit,
+    Policy,
+    checkpoint_spec,
+    nonfinite_weights,
+    robot_misfit,
+    swap_misfit,
+)
+from sdpg_core.robot import RobotConfig, load_robot
 from sdpg_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -37,6 +64,7 @@ from sdpg_ros.common import (
     Diagnostics,
     ParameterError,
     declare,
+    destroy_on_error,
     now_ns,
     require,
     require_topic,
@@ -48,64 +76,82 @@ from sdpg_ros.image_conversion import ImageError, to_numpy
 NODE_NAME = "policy_node"
 STARTUP_ONLY = (
     "device",
+    "robot",
+    "hot_reload",
     "max_image_age_ms",
-    "image_height",
-    "image_width",
+    "max_image_lead_ms",
+    "max_image_pixels",
+    "image_reliability",
     "checkpoint_topic",
     "use_joint_states",
     "episode_topic",
 )
+# 4K UHD: the largest mode of common camera drivers. Larger frames are a misconfiguration;
+# converting one (25 MB of rgb8) alone takes about 10 ms on a 2-core CPU, 50 ms at 4096 x 4096.
+MAX_IMAGE_PIXELS = 3840 * 2160
+IMAGE_QOS = {
+    "best_effort": SENSOR_QOS,
+    "reliable": QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE),
+}
 
 
-def load_policy(path: str, device: str) -> Policy:
-    """A pixel policy from a checkpoint (ValueError for a state-only policy)."""
-    policy = Policy.load(path, device)
-    if policy.spec.obs_mode != "pixels":
-        raise ValueError(f"{path}: policy for {policy.spec.task!r} acts on state, not images")
-    _, height, width = policy.spec.pixel_shape
-    policy.act_image(np.zeros((height, width, 3), dtype=np.uint8))  # warm up: no slow 1st frame
-    policy.reset_stream()
-    return policy
+class Refused(Exception):
+    """A checkpoint that will not run here; ``reason`` is the counter key."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class LoadRequest:
+    """One hot-reload request; ``reply`` (if any) gets ``(ok, message)`` when it is over."""
+
+    path: str
+    reply: Future | None = None
 
 
 class PolicyNode(Node):
     """Runs a trained pixel policy on ``camera/image_raw`` and publishes ``policy/action``."""
 
+    @destroy_on_error
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
+        self.counters = Counters(self)
         self.policy: Policy | None = None
         if self.checkpoint:
             try:
-                self.policy = load_policy(self.checkpoint, self.device)
-            except Exception as err:  # any unreadable checkpoint is a start-up parameter error
+                self.policy = self.load(self.checkpoint)
+            except Refused as err:  # a checkpoint that cannot run is a start-up parameter error
                 raise ParameterError(f"parameter 'checkpoint': {err}") from err
-        self.counters = Counters(self)
         self._lock = threading.Lock()  # guards self.policy (swap) and its frame stack
-        self.inference_ms = 0.0
+        self.inference_ms = self.load_ms = 0.0
+        self._sizes_seen: set[tuple[int, int]] = set()
         self.action_pub = self.create_publisher(JointState, "policy/action", RELIABLE_QOS)
         self.create_subscription(
             Image,
             "camera/image_raw",
             self._on_image,
-            SENSOR_QOS,
+            IMAGE_QOS[self.image_reliability],
             callback_group=MutuallyExclusiveCallbackGroup(),
+            event_callbacks=SubscriptionEventCallbacks(
+                message_lost=self._on_images_lost, incompatible_qos=self._on_incompatible_camera
+            ),
         )
-        self.create_service(Trigger, "~/reload", self._on_reload)
-        if self.checkpoint_topic:
-            self.create_subscription(
-                String, self.checkpoint_topic, self._on_checkpoint_msg, LATCHED_QOS
-            )
         if self.episode_topic:
             self.create_subscription(
                 Header, self.episode_topic, self._on_episode_start, RELIABLE_QOS
             )
         self._restart_ns: int | None = None  # newest episode_start stamp not yet applied
+        self._restoring = False  # set while the parameter is put back to the running path
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
         self._latest: Image | None = None  # newest frame not yet acted on
         self._wake = threading.Condition()
         self._running = True
+        if self.hot_reload:
+            self._start_hot_reload()
         self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
         self._worker.start()
 
@@ -113,14 +159,23 @@ class PolicyNode(Node):
         """Declare, read and validate the parameters (ParameterError names the bad one)."""
         self.checkpoint = declare(self, "checkpoint", "", "policy checkpoint file (.pt)")
         self.device = declare(self, "device", "cpu", "torch device: cpu or cuda[:i]")
+        self.robot_name = declare(
+            self, "robot", "", "robot whose sim task and joints a checkpoint must match ('' = any)"
+        )
+        self.hot_reload = declare(
+            self, "hot_reload", True, "accept new checkpoints: parameter, ~/reload, topic"
+        )
         self.max_image_age_ms = declare(
             self, "max_image_age_ms", 200.0, "reject older images (node clock); 0 = no check"
         )
-        self.image_height = declare(
-            self, "image_height", 0, "accepted camera height; 0 = the policy's training size"
+        self.max_image_lead_ms = declare(
+            self, "max_image_lead_ms", 100.0, "reject images stamped further ahead; 0 = no check"
         )
-        self.image_width = declare(
-            self, "image_width", 0, "accepted camera width; 0 = the policy's training size"
+        self.max_image_pixels = declare(
+            self, "max_image_pixels", MAX_IMAGE_PIXELS, "reject larger frames (height x width)"
+        )
+        self.image_reliability = declare(
+            self, "image_reliability", "best_effort", "camera QoS: best_effort or reliable"
         )
         self.checkpoint_topic = declare(
             self, "checkpoint_topic", "trainer/checkpoint", "String paths to load ('' = off)"
@@ -131,19 +186,34 @@ class PolicyNode(Node):
         self.episode_topic = declare(
             self, "episode_topic", "episode_start", "Header: frame history restarts ('' = off)"
         )
+        self._validate_parameters()
+
+    def _validate_parameters(self) -> None:
+        """Reject invalid parameter values at start-up, naming the parameter."""
+        waits = self.hot_reload and bool(self.checkpoint_topic)
         require(
-            bool(self.checkpoint or self.checkpoint_topic),
+            bool(self.checkpoint) or waits,
             "checkpoint",
-            "a checkpoint path is required (or a checkpoint_topic to wait on)",
+            "a checkpoint path is required (or hot_reload with a checkpoint_topic to wait on)",
         )
         try:
             resolve_device(self.device)
         except (RuntimeError, ValueError) as err:
             raise ParameterError(f"parameter 'device': {err}") from err
+        self.robot: RobotConfig | None = None
+        if self.robot_name:
+            try:
+                self.robot = load_robot(self.robot_name)
+            except ConfigError as err:
+                raise ParameterError(f"parameter 'robot': {err}") from err
         require(self.max_image_age_ms >= 0.0, "max_image_age_ms", "must be >= 0 (0 = off)")
-        sizes = (self.image_height, self.image_width)
-        require(min(sizes) >= 0, "image_height", "image_height/image_width must be >= 0")
-        require((0 in sizes) == (sizes == (0, 0)), "image_width", "set both sizes or neither")
+        require(self.max_image_lead_ms >= 0.0, "max_image_lead_ms", "must be >= 0 (0 = off)")
+        require(self.max_image_pixels > 0, "max_image_pixels", "must be > 0")
+        require(
+            self.image_reliability in IMAGE_QOS,
+            "image_reliability",
+            f"must be one of {sorted(IMAGE_QOS)}, got {self.image_reliability!r}",
+        )
         require(
             not self.use_joint_states,
             "use_joint_states",
@@ -154,20 +224,39 @@ class PolicyNode(Node):
         if self.episode_topic:
             require_topic("episode_topic", self.episode_topic)
 
-    def expected_size(self, policy: Policy) -> tuple[int, int]:
-        """(height, width) of the accepted camera images."""
-        if self.image_height:
-            return self.image_height, self.image_width
-        return policy.spec.pixel_shape[1], policy.spec.pixel_shape[2]
+    # Images and inference ---------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
         """Executor callback: hand the frame to the inference thread (never blocks on torch)."""
         self.counters.add("images")
+        if msg.height * msg.width > self.max_image_pixels:
+            size = f"{msg.width}x{msg.height}"
+            self.counters.reject("too_large", f"frame {size} > {self.max_image_pixels} pixels")
+            return
         with self._wake:
             if self._latest is not None:  # inference fell behind the camera: keep the newest
                 self.counters.add("superseded")
             self._latest = msg
             self._wake.notify()
+
+    def _on_images_lost(self, info: QoSMessageLostInfo) -> None:
+        """The middleware dropped frames before they reached us (e.g. large best-effort ones)."""
+        for _ in range(info.total_count_change):
+            self.counters.reject(
+                "lost",
+                f"{info.total_count} frames lost in transport so far (frames over ~0.5 MB are "
+                "lost between processes with best-effort QoS: image_reliability: reliable)",
+            )
+
+    def _on_incompatible_camera(self, info: QoSRequestedIncompatibleQoSInfo) -> None:
+        """A camera publisher whose QoS cannot match the subscription: no frame will arrive."""
+        self.counters.add("incompatible_camera")
+        self.get_logger().error(
+            f"a camera publisher's QoS is incompatible with image_reliability "
+            f"{self.image_reliability!r} ({qos_policy_name_from_kind(info.last_policy_kind)}): "
+            "no frames from it",
+            throttle_duration_sec=5.0,
+        )
 
     def _work(self) -> None:
         """Inference thread: act on the newest frame until ``close``."""
@@ -183,27 +272,34 @@ class PolicyNode(Node):
                 self.counters.add("errors")
                 self.get_logger().error(f"inference failed: {err!r}", throttle_duration_sec=2.0)
 
+    def _stamp_problem(self, stamp_ns: int) -> tuple[str, str] | None:
+        """(reason, detail) when a frame's stamp is too old or too far in the future."""
+        age_ms = (now_ns(self) - stamp_ns) * 1e-6
+        if self.max_image_age_ms and age_ms > self.max_image_age_ms:
+            return "stale", f"image {age_ms:.0f} ms old > {self.max_image_age_ms}"
+        if self.max_image_lead_ms and -age_ms > self.max_image_lead_ms:
+            return "future", f"image stamped {-age_ms:.0f} ms ahead > {self.max_image_lead_ms}"
+        return None
+
     def _act(self, msg: Image) -> None:
         """Validate one camera image, act on it and publish the action with its stamp."""
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        problem = self._stamp_problem(stamp_ns)
+        if problem:
+            self.counters.reject(*problem)
+            return
         try:
             image = to_numpy(msg)
         except ImageError as err:
             self.counters.reject(err.reason, str(err))
-            return
-        age_ms = (now_ns(self) - stamp_to_ns(msg.header.stamp)) * 1e-6
-        if self.max_image_age_ms and age_ms > self.max_image_age_ms:
-            self.counters.reject("stale", f"image {age_ms:.0f} ms old > {self.max_image_age_ms}")
             return
         with self._lock:
             policy = self.policy
             if policy is None:
                 self.counters.add("waiting_for_checkpoint")
                 return
-            expected = self.expected_size(policy)
-            if image.shape[:2] != expected:
-                self.counters.reject("size", f"image {image.shape[:2]}, expected {expected}")
-                return
-            self._maybe_restart(policy, stamp_to_ns(msg.header.stamp))
+            self._note_size(policy, image.shape[:2])
+            self._maybe_restart(policy, stamp_ns)
             start = time.perf_counter()
             action = policy.act_image(image)
             self.inference_ms = (time.perf_counter() - start) * 1e3
@@ -214,6 +310,19 @@ class PolicyNode(Node):
         out.header.stamp = msg.header.stamp
         self.action_pub.publish(out)
         self.counters.add("actions")
+
+    def _note_size(self, policy: Policy, size: tuple[int, int]) -> None:
+        """Count frames not of the training size; log each new camera size once."""
+        trained = tuple(policy.spec.pixel_shape[1:])
+        if size == trained:
+            return
+        self.counters.add("resized")
+        if size not in self._sizes_seen:
+            self._sizes_seen.add(size)
+            self.get_logger().info(
+                f"camera frames {size[1]}x{size[0]} are centre-cropped to the training aspect "
+                f"ratio and area-resized to {trained[1]}x{trained[0]}"
+            )
 
     def _on_episode_start(self, msg: Header) -> None:
         """A new episode's frames start at ``msg.stamp``."""
@@ -227,64 +336,190 @@ class PolicyNode(Node):
             self._restart_ns = None
             self.counters.add("episode_restarts")
 
-    def reload(self, path: str) -> tuple[bool, str]:
-        """Load ``path`` and swap it in; on failure keep the running policy. (ok, message)."""
+    # Loading ----------------------------------------------------------------------------------
+
+    def misfit(self, spec: EnvSpec) -> Misfit | None:
+        """Why a policy for ``spec`` cannot run here (robot, running policy), or None."""
+        if spec.obs_mode != "pixels":
+            return Misfit("obs_mode", f"policy for {spec.task!r} acts on state, not images")
+        if self.robot is not None and (found := robot_misfit(spec, self.robot)):
+            return found
+        running = self.policy
+        return swap_misfit(spec, running.spec) if running is not None else None
+
+    def load(self, path: str) -> Policy:
+        """Read ``path``, check its spec and weights, then build and warm up the policy.
+
+        Raises Refused; the checks run before any network is built, so a misfit is refused
+        in milliseconds whatever size of network it declares."""
         try:
-            policy = load_policy(path, self.device)
-        except Exception as err:  # whatever the file holds, the running policy stays
-            self.counters.add("reload_failed")
-            message = f"reload of {path!r} failed, keeping {self.checkpoint!r}: {err}"
+            data = checkpoint_file.load(path)
+            spec = checkpoint_spec(data, path)
+        except (FileNotFoundError, ValueError) as err:
+            raise Refused("unreadable", str(err)) from err
+        found = self.misfit(spec) or nonfinite_weights(data)
+        if found:
+            raise Refused(found.reason, f"{path}: {found.message}")
+        _, height, width = spec.pixel_shape
+        try:
+            policy = Policy.from_checkpoint(data, path, self.device)
+            policy.act_image(np.zeros((height, width, 3), dtype=np.uint8))  # warm up: no slow 1st
+        except Exception as err:  # weights that do not fit the declared network, bad config
+            raise Refused("build", f"{path}: cannot build and run the policy: {err}") from err
+        policy.reset_stream()
+        return policy
+
+    def _start_hot_reload(self) -> None:
+        """The loader thread and the reload interfaces: ``~/reload``, ``checkpoint_topic``."""
+        self._queue = threading.Condition()  # guards the four fields below
+        self._pending: LoadRequest | None = None  # queued, not yet taken by the loader
+        self._busy = False  # a request is queued or loading
+        self._finished: list[tuple[LoadRequest, bool, str]] = []
+        self._loads_done = self.create_guard_condition(self._on_loads_done)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        # own group: the group stays busy while the service awaits the loader
+        group = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "~/reload", self._on_reload, callback_group=group)
+        if self.checkpoint_topic:
+            self.create_subscription(
+                String, self.checkpoint_topic, self._on_checkpoint_msg, LATCHED_QOS
+            )
+        self._loader = threading.Thread(target=self._load_loop, name="policy-loader", daemon=True)
+        self._loader.start()
+
+    def request_reload(self, request: LoadRequest) -> None:
+        """Queue a load; a request still waiting for the loader is superseded by the new one."""
+        with self._queue:
+            if self._pending is not None:
+                self.counters.add("reload_superseded")
+                self._finished.append((self._pending, False, "superseded by a newer request"))
+                self._loads_done.trigger()
+            self._pending, self._busy = request, True
+            self._queue.notify()
+
+    def _load_loop(self) -> None:
+        """Loader thread: load queued checkpoints one at a time until ``close``."""
+        while True:
+            with self._queue:
+                self._queue.wait_for(lambda: self._pending is not None or not self._running)
+                if not self._running:
+                    return
+                request, self._pending = self._pending, None
+            ok, message = self._swap_in(request.path)
+            with self._queue:
+                self._finished.append((request, ok, message))
+                self._busy = self._pending is not None
+            self._loads_done.trigger()
+
+    def _swap_in(self, path: str) -> tuple[bool, str]:
+        """Load ``path`` and make it the running policy, or refuse it. (ok, message)."""
+        start = time.perf_counter()
+        try:
+            policy = self.load(path)
+        except Refused as err:
+            self.load_ms = (time.perf_counter() - start) * 1e3
+            self.counters.add("reload_rejected")
+            self.counters.add(f"reload_rejected/{err.reason}")
+            message = (
+                f"reload refused ({err.reason}, {self.load_ms:.0f} ms), keeping "
+                f"{self.checkpoint or 'no policy'}: {err}"
+            )
             self.get_logger().error(message)
             return False, message
         with self._lock:
-            self.policy = policy
-            self.checkpoint = path
+            self.policy, self.checkpoint = policy, path
+        self.load_ms = (time.perf_counter() - start) * 1e3
         self.counters.add("reloads")
-        self.get_logger().info(f"loaded policy {path!r} ({policy.spec.task})")
-        return True, f"loaded {path}"
+        message = f"loaded {path} ({policy.spec.task}) in {self.load_ms:.0f} ms"
+        self.get_logger().info(message)
+        return True, message
+
+    def _on_loads_done(self) -> None:
+        """Executor: answer finished requests; once idle, the parameter shows the running path."""
+        with self._queue:
+            finished, self._finished = self._finished, []
+            idle = not self._busy
+        for request, ok, message in finished:
+            if request.reply is not None:
+                request.reply.set_result((ok, message))
+        if idle and self.get_parameter("checkpoint").value != self.checkpoint:
+            self._restoring = True
+            try:
+                self.set_parameters([Parameter("checkpoint", value=self.checkpoint)])
+            finally:
+                self._restoring = False
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """A new ``checkpoint`` value reloads (rejected if the load fails); others are fixed."""
+        """Only ``checkpoint`` may change, with hot_reload on and a non-empty path."""
         for param in params:
             if param.name in STARTUP_ONLY:
                 return SetParametersResult(
                     successful=False, reason=f"{param.name} is read at start-up only"
                 )
-            if param.name == "checkpoint":
-                ok, message = self.reload(param.value)
-                if not ok:
-                    return SetParametersResult(successful=False, reason=message)
+            if param.name != "checkpoint" or self._restoring:
+                continue
+            if not self.hot_reload:
+                return SetParametersResult(
+                    successful=False, reason="hot_reload is false: the checkpoint is fixed"
+                )
+            if not param.value:
+                return SetParametersResult(successful=False, reason="a checkpoint path is needed")
         return SetParametersResult(successful=True)
 
-    def _on_reload(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
-        """``~/reload``: load the current checkpoint path again (e.g. after the file changed)."""
-        response.success, response.message = self.reload(self.checkpoint)
+    def _on_parameters_set(self, params: list[Parameter]) -> None:
+        """A new ``checkpoint`` value queues a load (the loader thread checks and loads it)."""
+        for param in params:
+            if param.name == "checkpoint" and not self._restoring:
+                self.request_reload(LoadRequest(param.value))
+
+    async def _on_reload(self, _request: Trigger.Request, response: Trigger.Response) -> Any:
+        """``~/reload``: load the current checkpoint path again (e.g. after the file changed);
+        answers when the load is over, without holding the executor meanwhile."""
+        if not self.checkpoint:
+            response.success, response.message = False, "no checkpoint loaded yet"
+            return response
+        reply = Future()
+        self.request_reload(LoadRequest(self.checkpoint, reply))
+        response.success, response.message = await reply
         return response
 
     def _on_checkpoint_msg(self, msg: String) -> None:
-        """A path on ``checkpoint_topic``: set the parameter, which reloads."""
-        self.set_parameters([Parameter("checkpoint", value=msg.data)])
+        """A path on ``checkpoint_topic``: set the parameter, which queues a load."""
+        result = self.set_parameters([Parameter("checkpoint", value=msg.data)])[0]
+        if not result.successful:
+            self.get_logger().error(f"checkpoint {msg.data!r} on the topic: {result.reason}")
+
+    # Diagnostics and shutdown -----------------------------------------------------------------
 
     def _diagnostic_values(self) -> dict[str, Any]:
         """Extra values for /diagnostics."""
         return {
             "checkpoint": self.checkpoint,
             "task": self.policy.spec.task if self.policy else "",
+            "hot_reload": self.hot_reload,
             "inference_ms": f"{self.inference_ms:.1f}",
+            "load_ms": f"{self.load_ms:.0f}",
         }
 
     def close(self) -> None:
-        """Stop the inference thread and log the final counters."""
+        """Stop the inference and loader threads and log the final counters."""
         with self._wake:
             self._running = False
             self._wake.notify()
         self._worker.join()
+        if self.hot_reload:
+            with self._queue:
+                self._queue.notify()
+            self._loader.join()
+            pending = self._pending
+            if pending is not None and pending.reply is not None:
+                pending.reply.set_result((False, "policy_node is shutting down"))
         self.get_logger().info(f"policy_node counters: {self.counters.as_dict()}")
 
 
 def main(args: list[str] | None = None) -> int:
     """Entry point ``policy_node``."""
-    return run_nodes([PolicyNode], args)
+    return run_nodes([PolicyNode], args, executable=True)
 
 
 if __name__ == "__main__":

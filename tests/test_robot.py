@@ -100,7 +100,7 @@ def test_reacher_urdf_limits():
     assert (shoulder.lower, shoulder.upper) == (-math.inf, math.inf)  # continuous
     assert (elbow.lower, elbow.upper) == (-2.8, 2.8)
     assert shoulder.effort == elbow.effort == 0.05
-    assert shoulder.velocity == elbow.velocity == 20.0
+    assert shoulder.velocity == elbow.velocity == 50.0
 
 
 def test_urdf_xml_string_equals_file():

@@ -40,9 +40,7 @@ PERIOD = 0.1  # guard_1d's period: ticks 0.1 s apart may move delta each
 def guard_1d(interface="position", ramp_s=1.0, timeout_s=10.0, kd=0.01, bound=1.0, delta=0.1):
     """One joint, bounds +-bound, scale 1, offset 0, rate ``delta`` per PERIOD."""
     limits = Limits(vec(-bound), vec(bound), vec(delta / PERIOD))
-    return CommandGuard(
-        interface, limits, vec(1.0), vec(0.0), vec(kd), ramp_s, timeout_s, PERIOD
-    )
+    return CommandGuard(interface, limits, vec(1.0), vec(0.0), vec(kd), ramp_s, timeout_s, PERIOD)
 
 
 # Pure functions, hand-worked -------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""Test helpers for the ROS nodes: tiny untrained checkpoints and a message collector."""
+"""Test helpers for the ROS nodes: tiny untrained checkpoints, message collectors, and
+stand-ins for the ROS 2 ``launch`` packages (not on the registries)."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import time
+import types
 from pathlib import Path
 
 import torch
@@ -22,12 +26,18 @@ TINY_MODEL = [
 
 
 def make_checkpoint(
-    path: str | Path, seed: int = 0, image_size: int = 32, task: str = "reacher", nan: bool = False
+    path: str | Path,
+    seed: int = 0,
+    image_size: int = 32,
+    task: str = "reacher",
+    nan: bool = False,
+    overflow: bool = False,
 ) -> Path:
     """Write a loadable checkpoint of a randomly initialised pixel actor (no training).
 
     ``seed`` picks the weights (different seeds act differently); ``nan`` poisons the mean
-    head so every action is NaN.
+    head's bias with NaN; ``overflow`` keeps every weight finite but makes the mean head sum
+    +inf and -inf, so every action is NaN.
     """
     cfg = resolve(task, overrides=[f"env.image_size={image_size}", *TINY_MODEL])
     env = make_env(task, cfg.env, 1, render=False)
@@ -36,9 +46,14 @@ def make_checkpoint(
     env.close()
     torch.manual_seed(seed)
     actor = Actor(spec, cfg.model)
-    if nan:
-        with torch.no_grad():
+    with torch.no_grad():
+        if nan:
             actor.head[-1].bias.fill_(float("nan"))
+        if overflow:  # hidden units all 10 (LayerNorm weight 0, bias 10), then 3e38 * 10 = inf
+            actor.head[1].weight.zero_()
+            actor.head[1].bias.fill_(10.0)
+            actor.head[-1].weight.zero_()
+            actor.head[-1].weight[:, 0], actor.head[-1].weight[:, 1] = 3e38, -3e38
     payload = {
         "config": cfg.to_dict(),
         "spec": spec.to_dict(),
@@ -62,3 +77,79 @@ class Collector:
     def last(self):
         """The latest message."""
         return self.messages[-1]
+
+
+def with_image_size(src: str | Path, dst: str | Path, size: int) -> Path:
+    """Copy checkpoint ``src`` to ``dst`` declaring a ``size`` x ``size`` camera (the keypoint
+    encoder's weights do not depend on the image size, so the copy still loads)."""
+    data = checkpoint.load(src)
+    data["spec"]["pixel_shape"] = [data["spec"]["pixel_shape"][0], size, size]
+    data["config"]["env"]["image_size"] = size
+    return checkpoint.save(data, dst)
+
+
+class Arrivals:
+    """Subscribes a test node to a topic and keeps the monotonic arrival time of each message."""
+
+    def __init__(self, node: Node, msg_type: type, topic: str, qos) -> None:
+        self.times: list[float] = []
+        node.create_subscription(msg_type, topic, self._arrived, qos)
+
+    def _arrived(self, _msg) -> None:
+        self.times.append(time.monotonic())
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def max_gap_ms(self, start: float, end: float) -> float:
+        """The longest interval between consecutive arrivals in [start, end], ms (also counting
+        the time from ``start`` to the first arrival and from the last arrival to ``end``)."""
+        inside = [start, *(t for t in self.times if start <= t <= end), end]
+        return 1e3 * max(b - a for a, b in itertools.pairwise(inside))
+
+
+class LaunchAction:
+    """Stand-in for a ROS 2 launch action or description: keeps its arguments."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class LaunchNode(LaunchAction):
+    """Stand-in for ``launch_ros.actions.Node``."""
+
+
+class LaunchLifecycleNode(LaunchNode):
+    """Stand-in for ``launch_ros.actions.LifecycleNode``."""
+
+
+class LaunchConfiguration:
+    """Stand-in for ``launch.substitutions.LaunchConfiguration``: reads a dict context."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: dict[str, str]) -> str:
+        """The argument's value in ``context``."""
+        return context[self.name]
+
+
+def launch_stand_ins() -> dict[str, types.ModuleType]:
+    """Modules standing in for ``launch`` / ``launch_ros`` (by their import names)."""
+    members = {
+        "launch": {"LaunchDescription": LaunchAction},
+        "launch.actions": {
+            "DeclareLaunchArgument": LaunchAction,
+            "IncludeLaunchDescription": LaunchAction,
+            "OpaqueFunction": LaunchAction,
+        },
+        "launch.launch_description_sources": {"PythonLaunchDescriptionSource": LaunchAction},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": LaunchNode, "LifecycleNode": LaunchLifecycleNode},
+    }
+    modules = {}
+    for name, attributes in members.items():
+        modules[name] = types.ModuleType(name)
+        modules[name].__dict__.update(attributes)
+    return modules

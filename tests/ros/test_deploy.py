@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64MultiArray, String
 
 from sdpg_core.policy import Policy
 from sdpg_core.robot import load_robot
 from sdpg_core.sim import SimRobot
 from sdpg_ros import cli
-from tests.ros.helpers import make_checkpoint
+from sdpg_ros.common import LATCHED_QOS, RELIABLE_QOS
+from sdpg_ros.hardware_bridge import DISCOVERY_S, HardwareBridge
+from sdpg_ros.policy_node import PolicyNode
+from sdpg_ros.sim_backend import SimBackend
+from tests.ros.helpers import Arrivals, make_checkpoint, with_image_size
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,10 @@ def test_sim_session_runs_episodes_and_reports(policy_file, tmp_path, capsys):
     assert skipped <= 0.05 * report["images"]
     assert report["actions"] == report["images"] - skipped
     assert report["commands"] >= report["actions"]
-    # (the bridge activates a moment after the first actions: those are not commanded)
-    assert report["latency_ms"]["count"] >= 0.9 * report["actions"]
+    # the bridge activates DISCOVERY_S after configuring (0.2 s after start): the actions of
+    # the first frames (25 per sim second) are not commanded
+    uncommanded = (0.5 + DISCOVERY_S) * 25
+    assert report["latency_ms"]["count"] >= 0.9 * (report["actions"] - uncommanded)
     assert 0.0 <= report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
     assert set(report["nodes"]) == {"sim_backend", "policy_node", "hardware_bridge"}
     out = capsys.readouterr().out
@@ -120,3 +131,102 @@ def test_train_flags_become_trainer_parameters():
     params = cli.trainer_parameters(args)
     assert params["overrides"] == ["ppo.lr=1e-3", "run.algo=ppo"]
     assert params["task"] == "reacher" and params["seed"] == 3 and "minutes" not in params
+
+
+def test_mismatches_exit_2_before_any_node_starts(policy_file, tmp_path, monkeypatch, capsys):
+    """A checkpoint of another task than the robot's (cart-pole on the reacher), a missing
+    params file, a live evaluation of another task: one line naming the problem, exit 2."""
+    started = []
+    monkeypatch.setattr(cli, "run_nodes", lambda *args: started.append(args) or 0)
+    cartpole = make_checkpoint(tmp_path / "cartpole.pt", image_size=32, task="cartpole_swingup")
+    runs = {
+        "cartpole_swingup": ["deploy", "--checkpoint", str(cartpole), "--robot", "reacher"],
+        "params file": ["deploy", "--checkpoint", str(policy_file), "--params-file", "/no.yaml"],
+        "runs task 'reacher'": ["train", "--task", "cartpole_swingup", "--eval-in-sim"],
+        "state policy": ["train", "--task", "reacher_state", "--eval-in-sim"],
+    }
+    for problem, argv in runs.items():
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and problem in err, err
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "hot_reload", "autostart"),
+    [
+        (["--backend", "sim"], True, True),
+        (["--backend", "real"], False, False),
+        (["--backend", "real", "--hot-reload", "--activate"], True, True),
+        (["--backend", "sim", "--no-hot-reload", "--no-activate"], False, False),
+    ],
+)
+def test_real_hardware_neither_activates_nor_hot_reloads_by_default(flags, hot_reload, autostart):
+    args = cli.build_parser().parse_args(["deploy", "--checkpoint", "p.pt", *flags])
+    policy, bridge = cli.deploy_parameters(args)
+    assert policy["hot_reload"] is hot_reload and bridge["autostart"] is autostart
+    assert policy["robot"] == bridge["robot"] == "reacher"
+    # the sim has no e-stop publisher; on hardware the bridge waits for the e-stop state
+    assert bridge.get("wait_for_e_stop", True) is (args.backend == "real")
+
+
+def test_params_file_reaches_the_nodes(policy_file, tmp_path):
+    params = tmp_path / "params.yaml"  # for every node; the others ignore an unknown parameter
+    params.write_text("/**:\n  ros__parameters:\n    max_image_pixels: 100\n")
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--backend", "sim", "--checkpoint", str(policy_file)]
+    argv += ["--params-file", str(params), "--duration", "3", "--report", str(report_file)]
+    assert cli.main(argv) == 0
+    report = json.loads(report_file.read_text())
+    policy_counts = report["nodes"]["policy_node"]
+    assert policy_counts["rejected/too_large"] == report["images"] > 0
+    assert report["actions"] == 0
+
+
+@pytest.fixture(scope="module")
+def big_policy(tmp_path_factory):
+    """The trained reacher policy, declaring a 2048 x 2048 camera."""
+    return with_image_size(TRAINED, tmp_path_factory.mktemp("big") / "big.pt", 2048)
+
+
+def composed_deploy(graph, checkpoint: Path) -> PolicyNode:
+    """sim_backend + policy_node + hardware_bridge on the graph's one executor, as
+    ``sdpg-ros deploy --backend sim`` composes them; returns the policy node."""
+
+    def add(cls, **params):
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        return graph.add(cls(context=graph.context, parameter_overrides=overrides))
+
+    policy, bridge = cli.deploy_parameters(
+        cli.build_parser().parse_args(["deploy", "--checkpoint", str(checkpoint)])
+    )
+    add(SimBackend, task="reacher", image_size=64)
+    node = add(PolicyNode, **policy)
+    add(HardwareBridge, **bridge)
+    return node
+
+
+def test_hot_reloads_do_not_stall_the_commands(graph, tmp_path, big_policy):
+    """Reloads of the trained checkpoint (built and warmed up on the loader thread) and of one
+    declaring a 2048 px camera (refused on its spec, in milliseconds) while the composed
+    deploy runs: the bridge's commands keep flowing (before: 60 ms and 1.6 s without one)."""
+    live = tmp_path / "live.pt"
+    shutil.copy(TRAINED, live)
+    policy = composed_deploy(graph, live)
+    probe = graph.add(Node("probe", context=graph.context))
+    commands = Arrivals(probe, Float64MultiArray, "effort_controller/commands", RELIABLE_QOS)
+    paths = probe.create_publisher(String, "trainer/checkpoint", LATCHED_QOS)
+    assert graph.spin_until(lambda: len(commands) >= 25, 30.0)  # active and commanding
+    count = lambda key: policy.counters.as_dict().get(key, 0)  # noqa: E731
+    start = time.monotonic()
+    for path, counter in [(live, "reloads"), (big_policy, "reload_rejected")] * 2:
+        before, sent = count(counter), time.monotonic()
+        paths.publish(String(data=str(path)))
+        assert graph.spin_until(lambda c=counter, b=before: count(c) > b, 20.0)
+        if counter == "reload_rejected":
+            assert time.monotonic() - sent < 0.5  # spec checked before building 2048 px
+    graph.spin_for(0.3)
+    gap_ms = commands.max_gap_ms(start, time.monotonic())
+    print(f"longest gap between commands during the reloads: {gap_ms:.0f} ms")
+    assert gap_ms < 60.0, gap_ms
+    assert count("reloads") == 2 and count("reload_rejected/image_size") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import shutil
@@ -11,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from ament_index_python.packages import PackageNotFoundError
+
+from tests.ros.helpers import LaunchLifecycleNode, LaunchNode, launch_stand_ins, make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "ros2_ws"
@@ -91,3 +95,156 @@ def test_deploy_launch_starts_sim_backend():
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert "sim_backend" in out and "Traceback" not in out, out
+
+
+@pytest.fixture
+def launch_file(monkeypatch):
+    """Import a launch file against stand-ins for ``launch`` / ``launch_ros`` (not on the
+    registries), with ``robot_state_publisher`` installed or not."""
+
+    def load(name: str, tf_installed: bool = False):
+        for module_name, module in launch_stand_ins().items():
+            monkeypatch.setitem(sys.modules, module_name, module)
+        spec = importlib.util.spec_from_file_location(name.split(".")[0], ROOT / "launch" / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+        def prefix(package: str) -> str:
+            if package == "robot_state_publisher" and tf_installed:
+                return "/opt/ros"
+            raise PackageNotFoundError(package)
+
+        monkeypatch.setattr(module, "get_package_share_directory", lambda _package: str(ROOT))
+        if hasattr(module, "get_package_prefix"):
+            monkeypatch.setattr(module, "get_package_prefix", prefix)
+        return module
+
+    return load
+
+
+def run_launch(module, **arguments) -> list:
+    """The actions the launch file's OpaqueFunction returns for ``arguments`` (else defaults)."""
+    context = {name: default for name, (default, _) in module.ARGUMENTS.items()} | arguments
+    return module.nodes(context)
+
+
+def started(actions: list) -> dict:
+    """{executable: the dict of parameters the launch arguments set} for each node action."""
+    return {
+        a.kwargs["executable"]: a.kwargs["parameters"][-1]
+        for a in actions
+        if isinstance(a, LaunchNode)
+    }
+
+
+@pytest.fixture(scope="module")
+def launch_checkpoints(tmp_path_factory):
+    """A reacher checkpoint (48 px) and a cart-pole one."""
+    folder = tmp_path_factory.mktemp("launch")
+    return {
+        "reacher": str(make_checkpoint(folder / "reacher.pt", image_size=48)),
+        "cartpole": str(make_checkpoint(folder / "cartpole.pt", task="cartpole_swingup")),
+    }
+
+
+def test_deploy_launch_sim_and_real_defaults(launch_file, launch_checkpoints, tmp_path):
+    module = launch_file("deploy.launch.py")
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters: {}\n")
+    sim = run_launch(module, checkpoint=launch_checkpoints["reacher"], params_file=str(params))
+    assert isinstance(sim[-1], LaunchLifecycleNode)  # the bridge starts last
+    nodes = started(sim)
+    assert list(nodes) == ["sim_backend", "policy_node", "hardware_bridge"]  # no TF: not installed
+    assert nodes["sim_backend"]["image_size"] == 48
+    assert nodes["hardware_bridge"]["autostart"] and not nodes["hardware_bridge"]["wait_for_e_stop"]
+    assert nodes["policy_node"]["hot_reload"] and nodes["policy_node"]["robot"] == "reacher"
+    for action in sim:  # package defaults, then the params file, then the launch arguments
+        assert action.kwargs["parameters"][1] == str(params)
+    real = started(run_launch(module, backend="real", checkpoint=launch_checkpoints["reacher"]))
+    assert list(real) == ["policy_node", "hardware_bridge"]
+    assert (
+        not real["hardware_bridge"]["autostart"]
+        and "wait_for_e_stop" not in real["hardware_bridge"]
+    )
+    assert not real["policy_node"]["hot_reload"]
+    asked = started(
+        run_launch(
+            module,
+            backend="real",
+            checkpoint=launch_checkpoints["reacher"],
+            autostart="true",
+            hot_reload="true",
+        )
+    )
+    assert asked["hardware_bridge"]["autostart"] and asked["policy_node"]["hot_reload"]
+
+
+def test_deploy_launch_starts_tf_only_when_installed(launch_file, launch_checkpoints):
+    checkpoint = launch_checkpoints["reacher"]
+    with_tf = started(run_launch(launch_file("deploy.launch.py", True), checkpoint=checkpoint))
+    assert list(with_tf) == [
+        "sim_backend",
+        "robot_state_publisher",
+        "policy_node",
+        "hardware_bridge",
+    ]
+    module = launch_file("deploy.launch.py", tf_installed=False)
+    with pytest.raises(ValueError, match=r"'publish_tf'.*robot_state_publisher is not installed"):
+        run_launch(module, checkpoint=checkpoint, publish_tf="true")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        ({"backend": "mars"}, "backend"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"autostart": "maybe"}, "autostart"),
+        ({"robot": "no_such_robot"}, "robot"),
+        ({"checkpoint": "cartpole"}, "checkpoint"),
+        ({"checkpoint": "/nonexistent.pt"}, "checkpoint"),
+        ({"checkpoint": "", "backend": "real"}, "checkpoint"),  # hot reload off: nothing to run
+        ({"params_file": "/nonexistent.yaml"}, "params_file"),
+        ({"backend": "real", "driver_launch": "/nonexistent.launch.py"}, "driver_launch"),
+    ],
+)
+def test_deploy_launch_checks_every_argument_before_any_node(
+    launch_file, launch_checkpoints, arguments, name
+):
+    module = launch_file("deploy.launch.py")
+    values = {"checkpoint": launch_checkpoints["reacher"], **arguments}
+    values["checkpoint"] = launch_checkpoints.get(values["checkpoint"], values["checkpoint"])
+    with pytest.raises(ValueError, match=f"argument '{name}'"):
+        run_launch(module, **values)
+
+
+def test_train_launch_live_evaluation(launch_file, tmp_path):
+    module = launch_file("train.launch.py")
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters: {}\n")
+    actions = run_launch(
+        module, eval_in_sim="true", overrides="env.image_size=48", params_file=str(params)
+    )
+    assert isinstance(actions[-1], LaunchLifecycleNode)
+    nodes = started(actions)
+    assert list(nodes) == ["trainer_node", "sim_backend", "policy_node", "hardware_bridge"]
+    assert nodes["sim_backend"]["image_size"] == 48
+    assert nodes["hardware_bridge"]["autostart"] and not nodes["hardware_bridge"]["wait_for_e_stop"]
+    assert nodes["policy_node"]["robot"] == "reacher" and nodes["policy_node"]["hot_reload"]
+    assert all(str(params) in a.kwargs["parameters"] for a in actions)
+    assert list(started(run_launch(module))) == ["trainer_node"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"eval_in_sim": "yes"}, "'eval_in_sim'"),
+        ({"iterations": "many"}, "'iterations'"),
+        ({"minutes": "-1"}, "'minutes'"),
+        ({"params_file": "/nonexistent.yaml"}, "'params_file'"),
+        ({"overrides": "algo.horizonn=3"}, "algo.horizonn"),
+        ({"task": "cartpole_swingup", "eval_in_sim": "true"}, "'robot'"),
+    ],
+)
+def test_train_launch_checks_every_argument_before_any_node(launch_file, arguments, match):
+    with pytest.raises(ValueError, match=match):
+        run_launch(launch_file("train.launch.py"), **arguments)
