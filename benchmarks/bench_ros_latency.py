@@ -1,8 +1,9 @@
 """Camera-to-command latency through policy_node and hardware_bridge over a real ROS 2 graph.
 
 A camera process publishes 84x84 rgb8 frames stamped with the wall clock at a fixed rate;
-``sdpg-ros deploy --backend real`` (policy_node + hardware_bridge, one process, as on a robot)
-acts on them and commands the reacher's effort controller. The bridge measures each command's
+``sdpg-ros deploy --backend real --activate`` (policy_node + hardware_bridge, one process, as on
+a robot) acts on them and commands the reacher's effort controller; the camera process also
+publishes the released e-stop state the bridge waits for. The bridge measures each command's
 latency from the image stamp. Prints p50/p99 and dropped frames per rate and writes
 benchmarks/results/ros_latency.json.
 
@@ -46,9 +47,15 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
 
     from sdpg_ros.image_conversion import to_msg
 
+    from std_msgs.msg import Bool
+
+    from sdpg_ros.hardware_bridge import E_STOP_QOS
+
     rclpy.init()
     node = rclpy.create_node("bench_camera")
     pub = node.create_publisher(Image, "camera/image_raw", 10)
+    e_stop = node.create_publisher(Bool, "e_stop", E_STOP_QOS)  # the operator's: released
+    e_stop.publish(Bool(data=False))
     images = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
     msgs = [to_msg(image) for image in images]
     time.sleep(warmup_s)
@@ -77,6 +84,7 @@ def run_rate(ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path) 
             str(Path(sys.executable).parent / "sdpg-ros"),
             "deploy",
             "--backend=real",
+            "--activate",
             f"--checkpoint={ckpt}",
             f"--duration={duration}",
             f"--report={report}",
