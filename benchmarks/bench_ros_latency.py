@@ -44,12 +44,10 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
     """Publish ``frames`` images at ``rate_hz`` after ``warmup_s``; returns the count sent."""
     import rclpy
     from sensor_msgs.msg import Image
-
-    from sdpg_ros.image_conversion import to_msg
-
     from std_msgs.msg import Bool
 
     from sdpg_ros.hardware_bridge import E_STOP_QOS
+    from sdpg_ros.image_conversion import to_msg
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")

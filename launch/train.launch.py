@@ -26,7 +26,8 @@ ARGUMENTS = {
     "out": ("", "run directory ('' = runs/<task>-<time>)"),
     "device": ("", "cpu or cuda ('' = the config's)"),
     "iterations": ("0", "iteration budget (0 = the config's)"),
-    "minutes": ("0.0", "wall-clock budget (0 = the config's)"),
+    "minutes": ("0.0", "wall-clock cap (0 = the config's); never changes the schedule"),
+    "overwrite": ("false", "true: start afresh in an out that already holds a run"),
     "eval_in_sim": ("false", "also run sim_backend + policy_node + hardware_bridge"),
     "robot": ("reacher", "robot YAML for eval_in_sim"),
     "params_file": ("", "extra ROS parameters YAML for every node (launch arguments win)"),
@@ -54,8 +55,9 @@ def check(arg: dict):
     from sdpg_core.cli import resolve_train_config
     from sdpg_ros.cli import check_params_file, check_task
 
-    if arg["eval_in_sim"] not in ("true", "false"):
-        fail("eval_in_sim", f"true or false, got {arg['eval_in_sim']!r}")
+    for flag in ("eval_in_sim", "overwrite"):
+        if arg[flag] not in ("true", "false"):
+            fail(flag, f"true or false, got {arg[flag]!r}")
     try:
         check_params_file(arg["params_file"])
     except FileNotFoundError as err:
@@ -124,6 +126,7 @@ def trainer_parameters(arg: dict) -> dict:
         "device": arg["device"],
         "iterations": number(arg, "iterations", int),
         "minutes": float(number(arg, "minutes", float)),
+        "overwrite": arg["overwrite"] == "true",
     }
     if arg["overrides"].split():
         trainer["overrides"] = arg["overrides"].split()

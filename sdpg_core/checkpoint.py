@@ -59,16 +59,16 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err).lower() or "unsupported global" in str(err).lower():
+    except pickle.UnpicklingError as err:  # nothing in the file ran: weights_only refused it
+        if "GLOBAL" in str(err):
             raise ValueError(
-                f"{path}: refused: it holds Python objects beyond tensors and plain data (not "
+                f"{path}: refused: it names Python objects beyond tensors and plain data (not "
                 "written by sdpg; loading it could run code)"
             ) from err
-        raise ValueError(f"{path}: not a readable checkpoint (corrupt or truncated)") from err
+        raise ValueError(f"{path}: not a readable checkpoint (not a torch file)") from err
     except Exception as err:  # torch raises several types for corrupt files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: not a readable checkpoint ({first})") from err
+        kind = "empty" if path.stat().st_size == 0 else "corrupt or truncated"
+        raise ValueError(f"{path}: not a readable checkpoint ({kind})") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not an sdpg checkpoint (format {FORMAT} expected)")
     return data

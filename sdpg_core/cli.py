@@ -31,10 +31,27 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     train.add_argument("--device", help="cpu or cuda")
     train.add_argument("--seed", type=int)
-    budget = train.add_mutually_exclusive_group()
-    budget.add_argument("--iterations", type=int)
-    budget.add_argument("--minutes", type=float)
+    train.add_argument(
+        "--iterations", type=int, help="iteration budget: the schedules follow it (run.iterations)"
+    )
+    train.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-clock cap (run.minutes; 0 = none): may end the run early, never changes the "
+        "schedule, so results depend on the machine",
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="start afresh in an --out that holds a run"
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(sub.add_parser("train", help="train a policy"))
     ev = sub.add_parser("eval", help="evaluate a checkpoint")
     ev.add_argument("--checkpoint", required=True)
-    ev.add_argument("--episodes", type=int, default=16)
+    ev.add_argument("--episodes", type=positive_int, default=16)
     ev.add_argument("--video", help="write an mp4 of the first episode")
     ev.add_argument("--device", default="cpu")
     export = sub.add_parser("export", help="write a deploy-only policy file from a checkpoint")
@@ -104,9 +121,9 @@ def resolve_train_config(
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     if iterations is not None:
-        overrides += [f"run.iterations={iterations}", "run.minutes=0"]
+        overrides.append(f"run.iterations={iterations}")
     if minutes is not None:
-        overrides += [f"run.minutes={minutes}", "run.iterations=100000000"]
+        overrides.append(f"run.minutes={minutes}")
     return resolve(task, config_file, overrides)
 
 
@@ -135,16 +152,22 @@ def run_session(session, show_progress: bool) -> int:
 
 
 def summary_line(summary: dict) -> str:
-    """One line: task, success/return, minutes, run dir."""
+    """One line: task, the final policy's success/return and its file, budget, best.pt."""
     parts = [f"task={summary['task']}"]
     if "success_rate" in summary:
         parts.append(f"success={summary['success_rate']:.0%}")
+    if "return_mean" in summary:
+        parts.append(f"return={summary['return_mean']:.1f}")
     parts += [
-        f"return={summary['return_mean']:.1f}",
-        f"minutes={summary['minutes']:.1f}",
+        f"episodes={summary.get('episodes', 0)}",
+        f"evaluated={summary['evaluated']}",
         f"iterations={summary['iterations']}",
-        f"run_dir={summary['run_dir']}",
+        f"minutes={summary['minutes']:.1f}",
     ]
+    if "best_iteration" in summary:
+        best = summary.get("best_eval_success_rate")
+        rate = f" (eval success {best:.0%})" if best is not None else ""
+        parts.append(f"best.pt=iteration {summary['best_iteration']}{rate}")
     return " ".join(parts)
 
 
@@ -160,7 +183,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = train_config(args)
     out = args.out or default_run_dir(args.task, cfg.run.algo)
-    return run_session(TrainingSession.start(cfg, out), not args.no_progress)
+    session = TrainingSession.start(cfg, out, overwrite=args.overwrite)
+    return run_session(session, not args.no_progress)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -201,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ConfigError, KeyError, FileNotFoundError, ValueError, RuntimeError) as err:
+    except (ConfigError, KeyError, OSError, ValueError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"sdpg {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,22 @@ class MetricsLogger:
         self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
 
     def _truncate(self, iteration: int) -> None:
-        """Drop records past ``iteration`` (logged after the checkpoint a run resumes from)."""
-        kept = [r for r in read_metrics(self.path) if r["iteration"] <= iteration]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        """Keep each iteration up to ``iteration`` once (the checkpoint a run resumes from);
+        drop later rows and a line cut short by a kill. Rewritten atomically."""
+        kept: dict[int, dict[str, Any]] = {}
+        for record in read_metrics(self.path):
+            if record["iteration"] <= iteration:
+                kept.setdefault(record["iteration"], record)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(kept[i]) + "\n" for i in sorted(kept)))
+        os.replace(tmp, self.path)
 
     def log(self, record: dict[str, Any]) -> None:
-        """Write ``record`` (must hold ``iteration``)."""
+        """Append ``record`` (must hold ``iteration``) and flush it to disk."""
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         step = int(record["iteration"])
         for key, value in record.items():
             if isinstance(value, (int, float)) and key != "iteration":
@@ -45,10 +54,18 @@ class MetricsLogger:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl file."""
+    """All complete records of a metrics.jsonl file (a line a kill cut short is skipped)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("iteration"), int):
+            records.append(record)
+    return records
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:

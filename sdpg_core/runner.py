@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -195,6 +196,36 @@ def make_trainer(
     return TRAINERS[cfg.run.algo](cfg, run_dir, state)
 
 
+RUN_FILES = ("metrics.jsonl", "checkpoints", "tensorboard", "summary.json", "config.yaml")
+
+
+def check_run_dir(run_dir: Path, overwrite: bool) -> list[str]:
+    """The run files in ``run_dir``; FileExistsError if it is a file or, unless ``overwrite``,
+    already holds a run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file, not a run directory")
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{run_dir} already holds a run ({', '.join(found)}): continue it with "
+            f"`sdpg resume {run_dir}`, choose another --out, or start over with --overwrite"
+        )
+    return found
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
+    """Create ``run_dir`` for a fresh run (``check_run_dir``; with ``overwrite`` its run files
+    are removed first)."""
+    for name in check_run_dir(run_dir, overwrite):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 def evaluation_score(result: dict[str, float]) -> float:
     """Success rate when defined (ties broken by return), else mean return."""
     if "success_rate" in result:
@@ -211,29 +242,40 @@ class TrainingSession:
         self.run_dir = trainer.run_dir
         self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
         self.last_eval: dict[str, float] | None = None
+        self.best: dict[str, Any] = {}  # what best.pt holds, when this session wrote it
         self.stop_requested = False
         self.skip_final_evaluation = False  # a supervisor is shutting us down: save and go, no eval
         self.checkpoint_listeners: list[Callable[[Path], None]] = []
 
     @classmethod
-    def start(cls, cfg: Config, run_dir: str | Path) -> TrainingSession:
-        """A fresh run (writes the resolved config)."""
+    def start(cls, cfg: Config, run_dir: str | Path, overwrite: bool = False) -> TrainingSession:
+        """A fresh run (writes the resolved config); a directory holding a run is refused
+        unless ``overwrite`` (then its run files are removed first)."""
         import yaml
 
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = prepare_run_dir(Path(run_dir), overwrite)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return cls(make_trainer(cfg, run_dir))
 
     @classmethod
     def resume(cls, run_dir: str | Path, device: str | None = None) -> TrainingSession:
-        """Continue a run from its ``checkpoints/latest.pt``."""
+        """Continue a run from its ``checkpoints/latest.pt`` (stray temp files removed)."""
         run_dir = Path(run_dir)
-        state = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
-        cfg = from_dict(state["config"], f"{run_dir}/checkpoints/latest.pt: config")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise FileNotFoundError(f"{run_dir}: no checkpoints/latest.pt to resume from")
+        checkpoint.remove_temporaries(latest.parent)
+        state = checkpoint.load_training(latest)
+        Policy.from_checkpoint(state, latest)  # its config, spec and weights are sound
+        cfg = from_dict(state["config"], f"{latest}: config")
         if device:
             cfg.run.device = device
-        return cls(make_trainer(cfg, run_dir, state))
+        try:
+            trainer = make_trainer(cfg, run_dir, state)
+        except (KeyError, RuntimeError, ValueError) as err:  # a state that does not fit
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise ValueError(f"{latest}: cannot resume: {detail}") from err
+        return cls(trainer)
 
     def done(self) -> bool:
         """Budget exhausted, success target met or stop requested."""
@@ -256,9 +298,9 @@ class TrainingSession:
             self._maybe_best(evaluation_score(self.last_eval))
         elif not run.eval_interval and record.get("episode_return") is not None:
             self._maybe_best(record["episode_return"])
+        self.logger.log(record)  # the row first: a checkpoint never runs ahead of its metrics
         if trainer.iteration % run.checkpoint_interval == 0:
             self.save("latest.pt")
-        self.logger.log(record)
         return record
 
     def evaluate(self, video: Path | None = None) -> dict[str, float]:
@@ -266,9 +308,12 @@ class TrainingSession:
         return evaluate(self.trainer.policy(), self.cfg.run.eval_episodes, video=video)
 
     def _maybe_best(self, score: float) -> None:
-        """Write best.pt when ``score`` improves."""
+        """Write best.pt when ``score`` improves (and remember which iteration it holds)."""
         if score > self.trainer.best_score:
             self.trainer.best_score = score
+            self.best = {"best_iteration": self.trainer.iteration}
+            if "success_rate" in (self.last_eval or {}):
+                self.best["best_eval_success_rate"] = self.last_eval["success_rate"]
             self.save("best.pt")
 
     def save(self, name: str) -> Path:
@@ -288,7 +333,7 @@ class TrainingSession:
         """Train until done (``on_record`` sees each iteration), then evaluate and summarise."""
         run = self.cfg.run
         bar = tqdm(
-            total=None if run.minutes > 0 else run.iterations,
+            total=run.iterations,
             initial=self.trainer.iteration,
             disable=not show_progress,
             dynamic_ncols=True,
@@ -316,13 +361,18 @@ class TrainingSession:
         if trainer.best_score == -float("inf"):
             self.save("best.pt")
         video = self.run_dir / "eval.mp4" if self.cfg.run.video else None
-        final = {} if self.skip_final_evaluation else self.evaluate(video)
+        episodes = self.cfg.run.eval_episodes
+        final = {} if self.skip_final_evaluation else {"episodes": episodes, **self.evaluate(video)}
         self.logger.close()
         trainer.close()
+        checkpoints = self.run_dir / "checkpoints"
         return {
             "task": trainer.spec.task,
             "iterations": trainer.iteration,
             "minutes": trainer.wall_time / 60.0,
             "run_dir": str(self.run_dir),
+            "evaluated": str(checkpoints / "latest.pt"),  # the final policy, saved by run()
             **final,
+            "best_checkpoint": str(checkpoints / "best.pt"),
+            **self.best,
         }

@@ -180,12 +180,9 @@ class TrainerBase(abc.ABC):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def progress(self) -> float:
-        """Fraction of the run done (iterations or wall-clock budget, whichever is further)."""
-        run = self.cfg.run
-        frac = self.iteration / max(run.iterations, 1)
-        if run.minutes > 0:
-            frac = max(frac, self.wall_time / (run.minutes * 60.0))
-        return min(frac, 1.0)
+        """Fraction of the iteration budget done: schedules never depend on the machine's speed
+        (a ``run.minutes`` cap may end the run early, it does not change the schedule)."""
+        return min(self.iteration / self.cfg.run.iterations, 1.0)
 
     def preview(self) -> np.ndarray | None:
         """Latest camera frame of rendered env 0 as RGB uint8 [H, W, 3] (None without pixels)."""

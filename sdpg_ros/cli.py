@@ -31,6 +31,18 @@ from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
 
 
+def non_negative(kind: type) -> Callable[[str], Any]:
+    """argparse type: a finite ``kind`` (int or float) >= 0."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdpg-ros``."""
     parser = argparse.ArgumentParser(prog="sdpg-ros", description="SDPG sessions over ROS 2")
@@ -44,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--backend", choices=("sim", "real"), default="sim")
     deploy.add_argument("--checkpoint", required=True)
     deploy.add_argument("--robot", default="reacher")
-    deploy.add_argument("--duration", type=float, default=0.0, help="seconds (0 = until ^C)")
-    deploy.add_argument("--episodes", type=int, default=0, help="sim: stop after N episodes")
+    deploy.add_argument(
+        "--duration", type=non_negative(float), default=0.0, help="seconds (0 = until ^C)"
+    )
+    deploy.add_argument(
+        "--episodes", type=non_negative(int), default=0, help="sim: stop after N episodes"
+    )
     deploy.add_argument("--report", help="write the deploy report (JSON) here")
     deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
@@ -208,7 +224,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
 
     code = run_nodes([lambda f=f: _keep(nodes, f) for f in factories], None, until)
-    report = deploy_report(nodes, time.monotonic() - start)
+    report = {"checkpoint": args.checkpoint, **deploy_report(nodes, time.monotonic() - start)}
     if args.compare and args.backend == "sim":
         report |= in_process_reference(args.checkpoint, report["episodes"], args.seed)
     if args.report:
@@ -229,6 +245,8 @@ def trainer_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("seed", "iterations", "minutes"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
+    if args.overwrite:
+        params["overwrite"] = True
     return params
 
 
@@ -268,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "deploy": cmd_deploy}
     try:
         return handlers[args.command](args)
-    except (ConfigError, KeyError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, KeyError, OSError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"sdpg-ros {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -53,6 +53,7 @@ def summary_line(report: dict[str, Any]) -> str:
     latency = report["latency_ms"]
     success = report["success_rate"]
     parts = [
+        f"checkpoint={report['checkpoint']}" if report.get("checkpoint") else "",
         f"ros_episodes={report['episodes']}",
         f"ros_success={success:.0%}" if success is not None else "ros_success=n/a",
         f"latency_p50_ms={latency['p50']:.2f}" if latency["p50"] is not None else "",

@@ -25,7 +25,7 @@ from std_srvs.srv import Trigger
 
 from sdpg_core.cli import default_run_dir, resolve_train_config
 from sdpg_core.config import ConfigError
-from sdpg_core.runner import TrainingSession
+from sdpg_core.runner import TrainingSession, check_run_dir
 from sdpg_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -88,7 +88,8 @@ class TrainerNode(Node):
         device = declare(self, "device", "", "cpu or cuda ('' = the config's)")
         seed = declare(self, "seed", -1, "random seed (-1 = the config's)")
         iterations = declare(self, "iterations", 0, "iteration budget (0 = the config's)")
-        minutes = declare(self, "minutes", 0.0, "wall-clock budget (0 = the config's)")
+        minutes = declare(self, "minutes", 0.0, "wall-clock cap (0 = the config's)")
+        overwrite = declare(self, "overwrite", False, "start afresh in an out that holds a run")
         self.progress_rate = declare(self, "progress_rate_hz", 1.0, "progress and preview rate")
         require(self.progress_rate > 0, "progress_rate_hz", "must be > 0")
         require(iterations >= 0 and minutes >= 0, "iterations", "budgets must be >= 0")
@@ -108,7 +109,11 @@ class TrainerNode(Node):
         except (ConfigError, KeyError, ValueError, RuntimeError, FileNotFoundError) as err:
             raise ParameterError(f"trainer configuration: {err}") from err
         run_dir = out or default_run_dir(task)
-        return lambda: TrainingSession.start(cfg, run_dir)
+        try:
+            check_run_dir(Path(run_dir), overwrite)
+        except FileExistsError as err:
+            raise ParameterError(f"parameter 'out': {err}") from err
+        return lambda: TrainingSession.start(cfg, run_dir, overwrite=overwrite)
 
     def _make_publishers(self) -> None:
         """Progress, preview and checkpoint publishers with their timer."""
