@@ -26,13 +26,13 @@ RUN_DIR ?= runs/reacher-make-run
 # in-process on the same 100 (--compare): one episode's outcome is chaotic (README), so the
 # comparison needs more episodes than the 32 of the training summary.
 run: $(STAMP)
-	$(BIN)/sdpg train --task reacher --out $(RUN_DIR)
+	$(BIN)/sdpg train --task reacher --out $(RUN_DIR) --overwrite
 	$(BIN)/sdpg-ros deploy --backend sim --checkpoint $(RUN_DIR)/checkpoints/latest.pt \
 		--episodes 100 --compare --report $(RUN_DIR)/deploy_report.json
 
-# The cart-pole target: 60 minutes of pixel training (config/tasks/cartpole_swingup.yaml).
+# The cart-pole target: 2,500 iterations of pixel training (config/tasks/cartpole_swingup.yaml).
 run-cartpole: $(STAMP)
-	$(BIN)/sdpg train --task cartpole_swingup --out runs/cartpole-make-run
+	$(BIN)/sdpg train --task cartpole_swingup --out runs/cartpole-make-run --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
