@@ -124,6 +124,22 @@ def test_configuration_errors_exit_2(capsys):
     assert cli.main(["deploy", "--checkpoint", "/nonexistent.pt"]) == 2
 
 
+BAD_BUDGETS = [
+    ["--duration", "-1"],
+    ["--episodes", "-1"],
+    ["--duration", "nan"],
+    ["--episodes", "x"],
+]
+
+
+@pytest.mark.parametrize("flags", BAD_BUDGETS)
+def test_negative_or_nonsense_deploy_budgets_are_refused(capsys, flags):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["deploy", "--checkpoint", "/nonexistent.pt", *flags])
+    assert exit_info.value.code == 2
+    assert flags[0] in capsys.readouterr().err
+
+
 def test_train_flags_become_trainer_parameters():
     args = cli.build_parser().parse_args(
         ["train", "--task", "reacher", "--algo", "ppo", "--set", "ppo.lr=1e-3", "--seed", "3"]
