@@ -97,6 +97,13 @@ def nonfinite_weights(data: dict[str, Any]) -> Misfit | None:
     return None
 
 
+def load_problem(err: Exception) -> str:
+    """The first concrete problem of a failed ``load_state_dict`` (torch lists them all)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    details = [line for line in lines if not line.startswith("Error(s) in loading")]
+    return (details or lines or [repr(err)])[0]
+
+
 def actor_input(
     spec: EnvSpec, obs: dict[str, np.ndarray], normalizer: RunningNormalizer, device: torch.device
 ) -> torch.Tensor:
@@ -150,8 +157,9 @@ class Policy:
             try:
                 module.load_state_dict(data[name])
             except (RuntimeError, TypeError, AttributeError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-                raise ValueError(f"{source}: {name} weights do not fit its spec: {first}") from err
+                raise ValueError(
+                    f"{source}: {name} weights do not fit its spec: {load_problem(err)}"
+                ) from err
         return cls(cfg, spec, actor, normalizer, resolve_device(device))
 
     @torch.no_grad()

@@ -224,6 +224,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
 
     code = run_nodes([lambda f=f: _keep(nodes, f) for f in factories], None, until)
+    if code:  # a node refused to start: its one-line error is the whole output
+        return code
     report = {"checkpoint": args.checkpoint, **deploy_report(nodes, time.monotonic() - start)}
     if args.compare and args.backend == "sim":
         report |= in_process_reference(args.checkpoint, report["episodes"], args.seed)

@@ -364,8 +364,10 @@ class PolicyNode(Node):
         try:
             policy = Policy.from_checkpoint(data, path, self.device)
             policy.act_image(np.zeros((height, width, 3), dtype=np.uint8))  # warm up: no slow 1st
-        except Exception as err:  # weights that do not fit the declared network, bad config
-            raise Refused("build", f"{path}: cannot build and run the policy: {err}") from err
+        except ValueError as err:  # from_checkpoint names the file and what does not fit
+            raise Refused("build", str(err)) from err
+        except Exception as err:  # a network that builds but cannot run on a frame
+            raise Refused("build", f"{path}: cannot run the policy: {err}") from err
         policy.reset_stream()
         return policy
 
