@@ -6,13 +6,43 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-FORMAT = 1
+FORMAT = 2  # bump with a migration below whenever saved keys are renamed or removed
 TEMP_SUFFIX = ".tmp"
+
+
+def _drop_unused_config_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: ``run.log_interval`` and ``env.obs_mode`` were validated, never read."""
+    config = data.get("config")
+    if isinstance(config, dict):
+        for section, key in (("run", "log_interval"), ("env", "obs_mode")):
+            if isinstance(config.get(section), dict):
+                config[section].pop(key, None)
+    return data
+
+
+# MIGRATIONS[k] turns a format-k checkpoint into format k + 1; load() applies them in turn.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _drop_unused_config_keys,
+}
+
+
+def migrate(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Bring an older checkpoint to FORMAT; a newer or unknown format is refused."""
+    version = data.get("format")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT:
+        raise ValueError(
+            f"{path}: not an sdpg checkpoint of a known format (got {version!r}, this version "
+            f"reads 1 to {FORMAT})"
+        )
+    for step in range(version, FORMAT):
+        data = MIGRATIONS[step](data)
+    return {**data, "format": FORMAT}
 
 
 def save(payload: dict[str, Any], path: str | Path) -> Path:
@@ -69,9 +99,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]
     except Exception as err:  # torch raises several types for corrupt files
         kind = "empty" if path.stat().st_size == 0 else "corrupt or truncated"
         raise ValueError(f"{path}: not a readable checkpoint ({kind})") from err
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an sdpg checkpoint (format {FORMAT} expected)")
-    return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not an sdpg checkpoint (not a dictionary of parts)")
+    return migrate(data, path)
 
 
 POLICY_KEYS = ("config", "spec", "actor", "normalizer", "iteration", "env_steps")

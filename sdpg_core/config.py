@@ -27,7 +27,6 @@ class EnvConfig:
     """Environment settings (physics, pixels); independent of the learning algorithm."""
 
     task: str = "reacher"
-    obs_mode: str = "pixels"  # "pixels": actor sees camera frames; "state": privileged state
     image_size: int = 84
     frame_stack: int = 3
     camera: str = ""  # empty: the task's default camera
@@ -142,7 +141,6 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     torch_threads: int = 0  # 0: torch default
-    log_interval: int = 10
     checkpoint_interval: int = 100
     eval_episodes: int = 16
     eval_interval: int = 0  # > 0: evaluate every N iterations (best.pt follows evaluation)
@@ -168,7 +166,6 @@ class Config:
     def validate(self) -> Config:
         """Check value ranges that types alone cannot express."""
         checks = {
-            "env.obs_mode": self.env.obs_mode in ("pixels", "state"),
             "env.image_size": self.env.image_size >= 16,
             "env.frame_stack": self.env.frame_stack >= 1,
             "env.action_repeat": self.env.action_repeat >= 1,
@@ -250,7 +247,6 @@ def _run_checks(run: RunConfig) -> dict[str, bool]:
         "run.minutes": run.minutes >= 0.0,
         "run.seed": run.seed >= 0,
         "run.torch_threads": run.torch_threads >= 0,
-        "run.log_interval": run.log_interval >= 1,
         "run.checkpoint_interval": run.checkpoint_interval >= 1,
         "run.eval_episodes": run.eval_episodes >= 1,
         "run.eval_interval": run.eval_interval >= 0,

@@ -175,7 +175,7 @@ KINDS = {
     "truncated": "not a readable checkpoint",
     "empty": "not a readable checkpoint (empty)",
     "text": "not a readable checkpoint",
-    "format": "not an sdpg checkpoint",
+    "format": "not an sdpg checkpoint of a known format",
     "no_actor": "missing actor",
     "shapes": "actor weights do not fit",
     "nan": "non-finite weights",
