@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sdpg_core.share import find_share_file
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -401,23 +401,12 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
-def config_dirs() -> list[Path]:
-    """Directories searched for `tasks/<task>.yaml` (source tree, then installed share)."""
-    dirs = []
-    if os.environ.get("SDPG_CONFIG_DIR"):
-        dirs.append(Path(os.environ["SDPG_CONFIG_DIR"]))
-    dirs.append(Path(__file__).resolve().parents[1] / "config")
-    dirs.append(Path(sys.prefix) / "share" / "sdpg_ros" / "config")
-    return dirs
-
-
 def task_config_path(task: str) -> Path | None:
     """The per-task YAML for `task` (a ``_state`` variant falls back to its base task's)."""
     for name in dict.fromkeys([task, task.removesuffix("_state")]):
-        for base in config_dirs():
-            candidate = base / "tasks" / f"{name}.yaml"
-            if candidate.is_file():
-                return candidate
+        found = find_share_file("config", Path("tasks") / f"{name}.yaml")
+        if found is not None:
+            return found
     return None
 
 

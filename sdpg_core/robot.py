@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from sdpg_core.config import ConfigError, _apply, config_dirs
+from sdpg_core.config import ConfigError, _apply
+from sdpg_core.share import find_share_file, share_dirs
 
 INTERFACES = ("position", "velocity", "effort")
 COMMAND_TYPES = ("forward", "trajectory")
@@ -76,7 +76,7 @@ class JointLimits:
 
 def robot_dirs() -> list[Path]:
     """Directories searched for ``<name>.yaml`` robot files."""
-    return [base / "robots" for base in config_dirs()]
+    return [base / "robots" for base in share_dirs("config")]
 
 
 def robot_names() -> list[str]:
@@ -114,22 +114,16 @@ def load_robot(robot: str | Path) -> RobotConfig:
     return cfg.validate(str(path))
 
 
-def urdf_dirs() -> list[Path]:
-    """Directories searched for URDF files (source tree, then installed share)."""
-    return [
-        Path(__file__).resolve().parents[1] / "urdf",
-        Path(sys.prefix) / "share" / "sdpg_ros" / "urdf",
-    ]
-
-
 def robot_urdf_path(robot: RobotConfig) -> Path:
-    """The URDF file of ``robot`` (absolute path, else searched in ``urdf_dirs()``)."""
+    """The URDF file of ``robot`` (an absolute path, else searched in the share directories)."""
     given = Path(robot.urdf)
-    candidates = [given] if given.is_absolute() else [d / given for d in urdf_dirs()]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"robot {robot.name}: urdf {robot.urdf!r} not found in {candidates}")
+    found = given if given.is_absolute() and given.is_file() else None
+    if not given.is_absolute():
+        found = find_share_file("urdf", given)
+    if found is None:
+        where = given if given.is_absolute() else [d / given for d in share_dirs("urdf")]
+        raise ConfigError(f"robot {robot.name}: urdf {robot.urdf!r} not found in {where}")
+    return found
 
 
 def parse_urdf_limits(urdf: str | Path) -> dict[str, JointLimits]:

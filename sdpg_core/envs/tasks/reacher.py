@@ -9,16 +9,15 @@ import numpy as np
 
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import Task
-
-URDF = Path(__file__).resolve().parents[3] / "urdf" / "reacher.urdf"
+from sdpg_core.share import find_share_file, share_dirs
 
 
 def urdf_path() -> Path:
-    """The reacher URDF (source tree, else the installed share directory)."""
-    import sys
-
-    installed = Path(sys.prefix) / "share" / "sdpg_ros" / "urdf" / "reacher.urdf"
-    return URDF if URDF.is_file() else installed
+    """The reacher URDF (the robot YAML's and the ROS side's file)."""
+    found = find_share_file("urdf", "reacher.urdf")
+    if found is None:
+        raise FileNotFoundError(f"reacher.urdf not found in {share_dirs('urdf')}")
+    return found
 
 
 @register_task(

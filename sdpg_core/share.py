@@ -1,0 +1,33 @@
+"""Where the package's data files live: the source tree, else the installed share directory.
+
+One lookup for every data file (task and robot YAML under ``config/``, URDF under ``urdf/``),
+whether sdpg runs from a checkout or from an installed package (colcon or pip)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = "sdpg_ros"
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("config", "urdf")
+
+
+def share_dirs(kind: str) -> list[Path]:
+    """Directories searched for files of ``kind``: for ``config`` first $SDPG_CONFIG_DIR, then
+    the source tree, then ``<prefix>/share/sdpg_ros/<kind>``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown share kind {kind!r} (one of {', '.join(KINDS)})")
+    dirs = []
+    if kind == "config" and os.environ.get("SDPG_CONFIG_DIR"):
+        dirs.append(Path(os.environ["SDPG_CONFIG_DIR"]))
+    return [*dirs, SOURCE_ROOT / kind, Path(sys.prefix) / "share" / PACKAGE / kind]
+
+
+def find_share_file(kind: str, relative: str | Path) -> Path | None:
+    """The first ``<dir>/<relative>`` that exists among ``share_dirs(kind)``, else None."""
+    for base in share_dirs(kind):
+        if (base / relative).is_file():
+            return base / relative
+    return None
