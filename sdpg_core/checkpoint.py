@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-FORMAT = 2  # bump with a migration below whenever saved keys are renamed or removed
+FORMAT = 3  # bump with a migration below whenever saved keys are renamed or removed
 TEMP_SUFFIX = ".tmp"
 
 
@@ -26,9 +26,20 @@ def _drop_unused_config_keys(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _action_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 -> 3: the action bounds moved from ``algo:`` (SDPG's) to the shared ``action:``."""
+    config = data.get("config")
+    if isinstance(config, dict) and isinstance(config.get("algo"), dict):
+        moved = {k: config["algo"].pop(k) for k in ACTION_KEYS if k in config["algo"]}
+        config["action"] = {**moved, **config.get("action", {})}
+    return data
+
+
+ACTION_KEYS = ("mu_bound", "log_sigma_min", "log_sigma_max")
 # MIGRATIONS[k] turns a format-k checkpoint into format k + 1; load() applies them in turn.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _drop_unused_config_keys,
+    2: _action_section,
 }
 
 

@@ -65,9 +65,6 @@ class AlgoConfig:
     # every_step (paper): auxiliaries perturb every step; one_step: auxiliary j perturbs only
     # step (j - 1) % T and replays its nominal exactly otherwise (needs P a multiple of T)
     perturbation: str = "every_step"
-    mu_bound: float = 2.0
-    log_sigma_min: float = -5.0
-    log_sigma_max: float = 2.0
     fixed_sigma: float = 0.0  # > 0: exploration std fixed to this value (no log_sigma learning)
     reward_scale: float = 1.0
     actor_lr: float = 2e-3
@@ -89,10 +86,18 @@ class AlgoConfig:
 
 
 @dataclass
-class PPOConfig:
-    """PPO baseline (Schulman et al., 2017) from pixels; names follow the paper.
+class ActionConfig:
+    """The action convention of every learner (sdpg_core/action.py): pre-tanh bounds."""
 
-    The action convention (``algo.mu_bound``, ``algo.log_sigma_min/max``) is SDPG's."""
+    mu_bound: float = 2.0  # pre-tanh means and samples in [-mu_bound, mu_bound]
+    log_sigma_min: float = -5.0
+    log_sigma_max: float = 2.0
+
+
+@dataclass
+class PPOConfig:
+    """PPO baseline (Schulman et al., 2017) from pixels; names follow the paper (the action
+    bounds are the shared ``action:`` section)."""
 
     num_envs: int = 64  # every env renders and runs the actor
     horizon: int = 32  # T steps per env and iteration: 2048 samples, as in the paper's MuJoCo
@@ -154,6 +159,7 @@ class Config:
 
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    action: ActionConfig = field(default_factory=ActionConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -183,6 +189,10 @@ class Config:
         }
         checks |= _size_checks(self) | _ppo_checks(self.ppo) | _distill_checks(self.distill)
         checks |= _sdpg_rate_checks(self.algo) | _run_checks(self.run)
+        checks |= {
+            "action.mu_bound": self.action.mu_bound > 0.0,
+            "action.log_sigma_max": self.action.log_sigma_min < self.action.log_sigma_max,
+        }
         bad = _non_finite(self) + [key for key, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"invalid value for {', '.join(dict.fromkeys(bad))}")
@@ -220,8 +230,6 @@ def _size_checks(cfg: Config) -> dict[str, bool]:
 def _sdpg_rate_checks(algo: AlgoConfig) -> dict[str, bool]:
     """Learning rates, bounds and counts of the SDPG section."""
     return {
-        "algo.mu_bound": algo.mu_bound > 0.0,
-        "algo.log_sigma_max": algo.log_sigma_min < algo.log_sigma_max,
         "algo.fixed_sigma": algo.fixed_sigma >= 0.0,
         "algo.reward_scale": algo.reward_scale > 0.0,
         "algo.actor_lr": algo.actor_lr > 0.0,

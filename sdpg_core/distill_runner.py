@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdpg_core.action import clamp_mean, env_action
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task, make_env
@@ -66,7 +67,7 @@ class Teacher:
         """Raw privileged state float32 [n, Ds] -> pre-tanh actions [n, A]."""
         p = self.policy
         mu, _ = p.actor(actor_input(p.spec, {"state": state}, p.normalizer, p.device))
-        return mu.clamp(-p.cfg.algo.mu_bound, p.cfg.algo.mu_bound)
+        return clamp_mean(mu, p.cfg.action)
 
 
 class ReplayBuffer:
@@ -126,10 +127,9 @@ class DistillTrainer(TrainerBase):
     @torch.no_grad()
     def _act(self, obs: dict[str, np.ndarray], beta: float) -> tuple[torch.Tensor, ...]:
         """(actor input, student action, teacher label, executed action), pre-tanh [n, ...]."""
-        bound = self.cfg.algo.mu_bound
         pixels = actor_input(self.spec, obs, self.normalizer, self.device)
         mu, _ = self.actor(pixels)
-        student = mu.clamp(-bound, bound)
+        student = clamp_mean(mu, self.cfg.action)
         label = self.teacher(obs["state"])
         teacher_acts = torch.rand(len(mu), generator=self.sample_gen).to(self.device) < beta
         return pixels, student, label, torch.where(teacher_acts[:, None], label, student)
@@ -143,7 +143,7 @@ class DistillTrainer(TrainerBase):
             start = time.perf_counter()
             pixels, student, label, action = self._act(obs, beta)
             start = self._timed("actor_forward", start)
-            result = env.step(torch.tanh(action).cpu().numpy())
+            result = env.step(env_action(action, self.cfg.action).cpu().numpy())
             self._timed("env_step", start)
             self.buffer.add(pixels, label)
             errors.append((student - label).square().mean().item())

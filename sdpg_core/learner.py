@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from sdpg_core.action import clamp_log_sigma, clamp_mean
 from sdpg_core.algorithm import sdpg
 from sdpg_core.algorithm.returns import compute_returns, td_lambda
 from sdpg_core.config import Config
@@ -62,11 +63,8 @@ class SDPGLearner(nn.Module):
     @torch.no_grad()
     def policy(self, actor_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clamped (mu, log_sigma), each [n, A], without gradients."""
-        algo = self.cfg.algo
         mu, log_sigma = self.actor(actor_obs)
-        return mu.clamp(-algo.mu_bound, algo.mu_bound), log_sigma.clamp(
-            algo.log_sigma_min, algo.log_sigma_max
-        )
+        return clamp_mean(mu, self.cfg.action), clamp_log_sigma(log_sigma, self.cfg.action)
 
     @torch.no_grad()
     def next_values(self, state: torch.Tensor, frozen: RunningNormalizer) -> torch.Tensor:
@@ -143,9 +141,9 @@ class SDPGLearner(nn.Module):
             batch.log_sigma,
             d_mu,
             d_log_sigma,
-            algo.mu_bound,
-            algo.log_sigma_min,
-            algo.log_sigma_max,
+            self.cfg.action.mu_bound,
+            self.cfg.action.log_sigma_min,
+            self.cfg.action.log_sigma_max,
         )
         stats = {"delta_j_std": raw_std, "d_mu_norm": d_mu.norm(dim=-1).mean().item()}
         return mu_star, log_sigma_star, stats
@@ -188,7 +186,7 @@ class SDPGLearner(nn.Module):
     def update_alpha(self) -> dict[str, float]:
         """Tune the entropy temperature toward the target std."""
         algo = self.cfg.algo
-        sigma = self.actor.log_sigma.clamp(algo.log_sigma_min, algo.log_sigma_max).exp()
+        sigma = clamp_log_sigma(self.actor.log_sigma, self.cfg.action).exp()
         if algo.auto_alpha and algo.fixed_sigma <= 0:
             loss = sdpg.alpha_loss(self.log_alpha, sigma.mean(), algo.sigma_target)
             self.alpha_opt.zero_grad(set_to_none=True)

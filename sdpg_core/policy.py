@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from sdpg_core import checkpoint
+from sdpg_core.action import env_action
 from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
@@ -114,11 +115,6 @@ def actor_input(
     return normalizer(state).float()
 
 
-def deterministic_action(mu: torch.Tensor, bound: float) -> torch.Tensor:
-    """Evaluation/deployment action in (-1, 1): tanh(clamp(mu))."""
-    return torch.tanh(mu.clamp(-bound, bound))
-
-
 class Policy:
     """A trained policy ready for inference (batched ``act`` and streaming ``act_image``)."""
 
@@ -166,7 +162,7 @@ class Policy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Batched deterministic actions float32 [n, A] in (-1, 1)."""
         mu, _ = self.actor(actor_input(self.spec, obs, self.normalizer, self.device))
-        return deterministic_action(mu, self.cfg.algo.mu_bound).cpu().numpy()
+        return env_action(mu, self.cfg.action).cpu().numpy()  # deterministic: tanh(clamp(mu))
 
     def reset_stream(self) -> None:
         """Forget the frame history (next image fills the whole stack)."""

@@ -3,9 +3,9 @@
 Every env renders and runs the visual actor (``models.Actor``, shared with SDPG). The critic is
 asymmetric: it sees the privileged low-dim state through the running normaliser (the
 ``models.Critic`` of SDPG), as is standard in robot learning; the deployed policy needs pixels
-only. Actions follow SDPG's convention: the pre-tanh sample u = mu + sigma * eps is clamped to
-``algo.mu_bound`` and the env receives its tanh; PPO's ratios are taken in pre-tanh space
-(``algorithm.ppo``).
+only. Actions follow the shared convention (sdpg_core/action.py): the pre-tanh sample
+u = mu + sigma * eps is clamped to ``action.mu_bound`` and the env receives its tanh; PPO's
+ratios are taken in pre-tanh space (``algorithm.ppo``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdpg_core.action import clamp_log_sigma, env_action
 from sdpg_core.algorithm import ppo
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
@@ -87,22 +88,21 @@ class PPOTrainer(TrainerBase):
             self._restore(state)
 
     def _distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, log_sigma) [n, A] of the actor, log_sigma clamped to SDPG's bounds."""
-        algo = self.cfg.algo
+        """(mu, log_sigma) [n, A] of the actor, log_sigma clamped to the action bounds."""
         mu, log_sigma = self.actor(obs)
-        return mu, log_sigma.clamp(algo.log_sigma_min, algo.log_sigma_max)
+        return mu, clamp_log_sigma(log_sigma, self.cfg.action)
 
     @torch.no_grad()
     def _act(self, t: int, obs: dict[str, np.ndarray], frozen: RunningNormalizer) -> np.ndarray:
         """Sample u for every env at step t, store it; returns the env actions tanh(clamp(u))."""
-        b, bound = self.batch, self.cfg.algo.mu_bound
+        b = self.batch
         b.actor_obs[t] = actor_input(self.spec, obs, frozen, self.device)
         b.states[t] = torch.from_numpy(obs["state"])
         mu, log_sigma = self._distribution(b.actor_obs[t])
         noise = torch.randn(mu.shape, generator=self.noise_gen).to(self.device)
         b.actions[t] = mu + log_sigma.exp() * noise
         b.log_probs[t] = ppo.gaussian_log_prob(b.actions[t], mu, log_sigma)
-        return torch.tanh(b.actions[t].clamp(-bound, bound)).cpu().numpy()
+        return env_action(b.actions[t], self.cfg.action).cpu().numpy()
 
     def collect(self) -> RunningNormalizer:
         """Roll out every env for T steps; returns the normaliser frozen for this rollout."""
@@ -175,7 +175,7 @@ class PPOTrainer(TrainerBase):
         self, frozen: RunningNormalizer, advantages: torch.Tensor, returns: torch.Tensor
     ) -> dict[str, float]:
         """K epochs of minibatch Adam steps on the clipped surrogate, value loss and entropy."""
-        hp, algo = self.cfg.ppo, self.cfg.algo
+        hp = self.cfg.ppo
         for group in self.optimizer.param_groups:
             group["lr"] = self._learning_rate()
         data = self._flat(frozen, advantages, returns)
@@ -188,7 +188,7 @@ class PPOTrainer(TrainerBase):
                 parts = self._step(*(x[order[start : start + chunk]] for x in data))
                 totals = {k: totals.get(k, 0.0) + v for k, v in parts.items()}
         steps = hp.epochs * math.ceil(size / chunk)
-        log_sigma = self.actor.log_sigma.detach().clamp(algo.log_sigma_min, algo.log_sigma_max)
+        log_sigma = clamp_log_sigma(self.actor.log_sigma.detach(), self.cfg.action)
         return {k: v / steps for k, v in totals.items()} | {
             "policy_std": log_sigma.exp().mean().item(),
             "lr": self.optimizer.param_groups[0]["lr"],

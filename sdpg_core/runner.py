@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from sdpg_core import checkpoint
+from sdpg_core.action import clamp_mean, env_action
 from sdpg_core.algorithm import sdpg
 from sdpg_core.config import Config, from_dict
 from sdpg_core.distill_runner import DistillTrainer
@@ -81,7 +82,7 @@ class Trainer(TrainerBase):
             start = self._timed("actor_forward", start)
             action, noise = self._perturb(mu, log_sigma, t)
             st.critic_obs[t] = torch.from_numpy(obs["state"])
-            result = env.step(torch.tanh(action).cpu().numpy())
+            result = env.step(env_action(action, self.cfg.action).cpu().numpy())
             start = self._timed("env_step", start)
             next_state = torch.from_numpy(result.obs["state"]).to(self.device)
             values = self.learner.next_values(next_state, frozen)
@@ -111,7 +112,7 @@ class Trainer(TrainerBase):
         noise = sdpg.perturbation_noise(
             algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic, active
         ).to(self.device)
-        return (mu_n + sigma_n * noise).clamp(-algo.mu_bound, algo.mu_bound), noise
+        return clamp_mean(mu_n + sigma_n * noise, self.cfg.action), noise
 
     def _handle_resets(self, done: np.ndarray) -> np.ndarray:
         """Reset done nominals (copied into their group); overwrite done auxiliaries."""

@@ -18,6 +18,12 @@ def test_a_format_1_checkpoint_loads_through_the_migrations():
     assert data["format"] == checkpoint.FORMAT
     assert "log_interval" not in data["config"]["run"]
     assert "obs_mode" not in data["config"]["env"]
+    assert data["config"]["action"] == {
+        "mu_bound": 2.0,
+        "log_sigma_min": -5.0,
+        "log_sigma_max": 2.0,
+    }
+    assert "mu_bound" not in data["config"]["algo"]
     assert Policy.load(OLD).spec.task == "reacher"
 
 

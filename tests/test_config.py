@@ -108,8 +108,8 @@ NONSENSE = [
     "algo.grad_clip=0",
     "algo.target_coef=2",
     "algo.reward_scale=0",
-    "algo.mu_bound=-1",
-    "algo.log_sigma_min=3",
+    "action.mu_bound=-1",
+    "action.log_sigma_min=3",
     "algo.fixed_sigma=-0.1",
     "algo.sigma_target=0",
     "env.physics_threads=0",
@@ -127,8 +127,8 @@ NONSENSE = [
 @pytest.mark.parametrize("item", NONSENSE)
 def test_nonsense_values_name_the_key(item):
     key = item.split("=")[0]
-    if key == "algo.log_sigma_min":
-        key = "algo.log_sigma_max"  # the pair is checked as min < max
+    if key == "action.log_sigma_min":
+        key = "action.log_sigma_max"  # the pair is checked as min < max
     with pytest.raises(ConfigError, match=f"invalid value for .*{re.escape(key)}"):
         resolve("reacher", overrides=[item])
 
