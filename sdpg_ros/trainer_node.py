@@ -5,12 +5,19 @@ Publishes ``trainer/progress`` (diagnostic_msgs/DiagnosticStatus, ``progress_rat
 (std_msgs/String, transient local: the path of every checkpoint written, for hot reload).
 Services ``~/save`` and ``~/stop`` (std_srvs/Trigger). SIGINT/SIGTERM (or the parent process
 dying) end training after the current iteration, skip evaluations, save and exit.
+
+A progress line goes to the log every ``log_interval_s`` (iteration, return, success, frames/s),
+and the current policy is written as ``checkpoints/live.pt`` (deploy-only) and announced after
+the first iteration and every ``live_policy_interval_s``, so a sim watching the training
+(``eval_in_sim``) moves within seconds and follows it within a minute, whatever
+``run.checkpoint_interval`` is.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from sdpg_core import checkpoint
 from sdpg_core.cli import default_run_dir, resolve_train_config
 from sdpg_core.config import ConfigError
 from sdpg_core.runner import TrainingSession, check_run_dir
@@ -53,6 +61,22 @@ PROGRESS_KEYS = (
 )
 
 
+def progress_line(record: dict[str, Any], iterations: int) -> str:
+    """One log line: iteration of the budget, training return and success, evaluation, speed."""
+    parts = [f"iteration {record['iteration']}/{iterations}"]
+    for key, label, form in (
+        ("episode_return", "return", "{:.1f}"),
+        ("success_rate", "success", "{:.0%}"),
+        ("eval/success_rate", "eval success", "{:.0%}"),
+        ("eval/return_mean", "eval return", "{:.1f}"),
+        ("fps", "frames/s", "{:,.0f}"),
+    ):
+        if record.get(key) is not None:
+            parts.append(f"{label} {form.format(record[key])}")
+    parts.append(f"{record.get('wall_time_s', 0.0) / 60:.1f} min")
+    return ", ".join(parts)
+
+
 class TrainerNode(Node):
     """Runs a TrainingSession on a worker thread; the executor only publishes and serves."""
 
@@ -68,6 +92,7 @@ class TrainerNode(Node):
         self.error: str | None = None
         self.finished = threading.Event()
         self._save_requested = threading.Event()
+        self._logged_s = self._live_s = -float("inf")  # monotonic time of the last line / live.pt
         self._make_publishers()
         group = ReentrantCallbackGroup()
         self.create_service(Trigger, "~/save", self._save, callback_group=group)
@@ -91,7 +116,15 @@ class TrainerNode(Node):
         minutes = declare(self, "minutes", 0.0, "wall-clock cap (0 = the config's)")
         overwrite = declare(self, "overwrite", False, "start afresh in an out that holds a run")
         self.progress_rate = declare(self, "progress_rate_hz", 1.0, "progress and preview rate")
+        self.log_interval_s = declare(
+            self, "log_interval_s", 10.0, "a progress line in the log every so often (0 = off)"
+        )
+        self.live_interval_s = declare(
+            self, "live_policy_interval_s", 30.0, "write and announce live.pt this often (0 = off)"
+        )
         require(self.progress_rate > 0, "progress_rate_hz", "must be > 0")
+        require(self.log_interval_s >= 0, "log_interval_s", "must be >= 0 (0 = off)")
+        require(self.live_interval_s >= 0, "live_policy_interval_s", "must be >= 0 (0 = off)")
         require(iterations >= 0 and minutes >= 0, "iterations", "budgets must be >= 0")
         if resume:
             require(Path(resume, "checkpoints", "latest.pt").is_file(), "resume", "no checkpoint")
@@ -138,12 +171,28 @@ class TrainerNode(Node):
             self.finished.set()
 
     def _on_record(self, record: dict[str, Any]) -> None:
-        """Between iterations (worker thread): keep the record, serve pending save requests."""
+        """Between iterations (worker thread): keep the record, serve pending save requests,
+        log a progress line and refresh the live policy when they are due."""
         self.record = record
         self.preview = self.session.trainer.preview()
         if self._save_requested.is_set():
             self._save_requested.clear()
             self.session.save("latest.pt")
+        now = time.monotonic()
+        if self.log_interval_s and now - self._logged_s >= self.log_interval_s:
+            self._logged_s = now
+            self.get_logger().info(progress_line(record, self.session.cfg.run.iterations))
+        if self.live_interval_s and now - self._live_s >= self.live_interval_s:
+            self._live_s = now
+            self._save_live()
+
+    def _save_live(self) -> None:
+        """Write the current policy (deploy-only) as checkpoints/live.pt and announce it."""
+        payload = self.session.trainer.checkpoint_payload()
+        policy = {k: payload[k] for k in checkpoint.POLICY_KEYS if k in payload}
+        self._on_checkpoint(
+            checkpoint.save(policy, self.session.run_dir / "checkpoints" / "live.pt")
+        )
 
     def _on_checkpoint(self, path: Path) -> None:
         """Announce a written checkpoint."""

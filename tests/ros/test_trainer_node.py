@@ -13,9 +13,10 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sdpg_core.cli import resolve_train_config
+from sdpg_core.policy import Policy
 from sdpg_core.runner import TrainingSession
 from sdpg_ros.common import LATCHED_QOS, ParameterError
-from sdpg_ros.trainer_node import TrainerNode
+from sdpg_ros.trainer_node import TrainerNode, progress_line
 
 TINY = [
     "algo.num_nominal=2",
@@ -75,6 +76,24 @@ def test_trainer_publishes_progress_preview_and_checkpoints(graph, tmp_path):
     assert (got["preview"][-1].height, got["preview"][-1].width) == (32, 32)
     assert node.summary is not None and node.summary["iterations"] == 6
     assert node.error is None
+
+
+def test_live_policy_and_progress_lines_before_any_checkpoint(graph, tmp_path, capfd):
+    # no periodic checkpoint in this run: the sim still gets a policy after the first iteration
+    node = trainer(graph, tmp_path, iterations=3, extra=("run.checkpoint_interval=100000",))
+    _, got = listener(graph)
+    assert graph.spin_until(lambda: len(got["checkpoint"]) > 0, 120.0)
+    first = Path(got["checkpoint"][0].data)
+    assert first.name == "live.pt" and node.record["iteration"] >= 1
+    assert Policy.load(first).spec.task == "reacher"
+    assert graph.spin_until(node.finished.is_set, 120.0)
+    assert "[trainer_node]: iteration 1/3, " in capfd.readouterr().err
+
+
+def test_progress_line_by_hand():
+    record = {"iteration": 120, "episode_return": -21.34, "success_rate": 0.2, "fps": 5123.4}
+    line = progress_line({**record, "wall_time_s": 96.0}, 800)
+    assert line == "iteration 120/800, return -21.3, success 20%, frames/s 5,123, 1.6 min"
 
 
 def test_save_and_stop_services(graph, tmp_path):
