@@ -10,6 +10,7 @@ the bridge is the last node to start; the sim has no e-stop publisher, so the br
 wait for one.
 """
 
+import math
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -40,19 +41,20 @@ def fail(name: str, message: str) -> None:
 
 
 def number(arg: dict, name: str, kind: type) -> int | float:
-    """A non-negative int / float argument."""
+    """A finite, non-negative int / float argument."""
     try:
         value = kind(arg[name])
     except ValueError:
         fail(name, f"expected a {kind.__name__}, got {arg[name]!r}")
-    if value < 0:
-        fail(name, f"must be >= 0, got {value}")
+    if not math.isfinite(value) or value < 0:
+        fail(name, f"must be a finite number >= 0, got {value}")
     return value
 
 
 def check(arg: dict):
     """Validate the arguments; returns the resolved training config."""
     from sdpg_core.cli import resolve_train_config
+    from sdpg_core.runner import check_run_dir
     from sdpg_ros.cli import check_params_file, check_task
 
     for flag in ("eval_in_sim", "overwrite"):
@@ -66,6 +68,18 @@ def check(arg: dict):
         cfg = resolve_train_config(arg["task"], arg["config"] or None, arg["overrides"].split())
     except (FileNotFoundError, KeyError, ValueError) as err:  # ConfigError is a ValueError
         raise ValueError(f"train.launch.py: task, config, overrides: {err}") from err
+    # the device and budgets as trainer_node applies them (it refuses after the others started)
+    budgets = (number(arg, "iterations", int) or None, number(arg, "minutes", float) or None)
+    try:
+        flags = (arg["device"] or None, None, *budgets)
+        resolve_train_config(arg["task"], arg["config"] or None, arg["overrides"].split(), *flags)
+    except ValueError as err:
+        fail("device", str(err))
+    if arg["out"]:
+        try:
+            check_run_dir(Path(arg["out"]), arg["overwrite"] == "true")
+        except FileExistsError as err:
+            fail("out", str(err))
     if arg["eval_in_sim"] == "true":
         try:
             check_task(arg["task"], arg["robot"])
