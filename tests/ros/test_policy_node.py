@@ -397,9 +397,10 @@ def test_large_frames_from_another_process_are_never_lost_silently(graph, checkp
     finally:
         camera.kill()
     assert accounted() <= count
-    if reliability == "reliable":
-        assert graph.spin_until(lambda: h.count("actions") == count)
-        assert h.count("resized") == h.count("images") == count
+    if reliability == "reliable":  # every frame arrives; each is acted on or, if the policy
+        # fell behind (a loaded machine), superseded by a newer one: counted either way
+        assert graph.spin_until(lambda: h.count("actions") + h.count("superseded") == count)
+        assert h.count("images") == count and h.count("resized") == h.count("actions") >= 1
     else:
         assert h.count("rejected/lost") >= count // 2
 
