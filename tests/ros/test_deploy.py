@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -222,13 +223,21 @@ def composed_deploy(graph, checkpoint: Path) -> PolicyNode:
     return node
 
 
-def test_hot_reloads_do_not_stall_the_commands(graph, tmp_path, big_policy):
+def test_hot_reloads_do_not_stall_the_commands(graph, tmp_path, big_policy, monkeypatch):
     """Reloads of the trained checkpoint (built and warmed up on the loader thread) and of one
-    declaring a 2048 px camera (refused on its spec, in milliseconds) while the composed
-    deploy runs: the bridge's commands keep flowing (before: 60 ms and 1.6 s without one)."""
+    declaring a 2048 px camera (refused on its spec, never built) while the composed deploy
+    runs: the bridge's commands keep flowing (before: 60 ms and 1.6 s without one)."""
     live = tmp_path / "live.pt"
     shutil.copy(TRAINED, live)
     policy = composed_deploy(graph, live)
+    builds: list[tuple[str, list]] = []  # (thread, pixel shape) of every policy built
+    build = Policy.from_checkpoint.__func__
+
+    def spy(cls, data, source, device="cpu"):
+        builds.append((threading.current_thread().name, list(data["spec"]["pixel_shape"])))
+        return build(cls, data, source, device)
+
+    monkeypatch.setattr(Policy, "from_checkpoint", classmethod(spy))
     probe = graph.add(Node("probe", context=graph.context))
     commands = Arrivals(probe, Float64MultiArray, "effort_controller/commands", RELIABLE_QOS)
     paths = probe.create_publisher(String, "trainer/checkpoint", LATCHED_QOS)
@@ -239,10 +248,13 @@ def test_hot_reloads_do_not_stall_the_commands(graph, tmp_path, big_policy):
         before, sent = count(counter), time.monotonic()
         paths.publish(String(data=str(path)))
         assert graph.spin_until(lambda c=counter, b=before: count(c) > b, 20.0)
-        if counter == "reload_rejected":
-            assert time.monotonic() - sent < 0.5  # spec checked before building 2048 px
+        if counter == "reload_rejected":  # spec checked before building 2048 px (ms; loose
+            assert time.monotonic() - sent < 2.0  # bound for a loaded machine)
     graph.spin_for(0.3)
     gap_ms = commands.max_gap_ms(start, time.monotonic())
     print(f"longest gap between commands during the reloads: {gap_ms:.0f} ms")
-    assert gap_ms < 60.0, gap_ms
     assert count("reloads") == 2 and count("reload_rejected/image_size") == 2
+    main = threading.main_thread().name  # the executor spins here
+    assert len(builds) == 2 and all(thread != main for thread, _ in builds), builds
+    assert all(2048 not in shape for _, shape in builds)  # the big one was never built
+    assert gap_ms < 250.0, gap_ms  # loose: a load on the executor took 1.6-6 s
