@@ -20,7 +20,7 @@ from ament_index_python.packages import (
     get_package_share_directory,
 )
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
-from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
@@ -97,7 +97,7 @@ def check_files(arg: dict) -> None:
             fail("checkpoint", str(err))
     try:
         check_params_file(arg["params_file"])
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         fail("params_file", str(err))
     if arg["driver_launch"] and not Path(arg["driver_launch"]).is_file():
         fail("driver_launch", f"{arg['driver_launch']} does not exist")
@@ -203,7 +203,7 @@ def nodes(context):
     if settings["sim"]:
         actions.append(sim_backend(settings, share, robot))
     elif settings["driver_launch"]:
-        source = PythonLaunchDescriptionSource(settings["driver_launch"])
+        source = AnyLaunchDescriptionSource(settings["driver_launch"])  # .py, .xml or .yaml
         actions.append(IncludeLaunchDescription(source))
     if settings["publish_tf"]:
         actions.append(robot_state_publisher(robot, settings, remaps))

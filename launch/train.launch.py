@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
@@ -62,7 +62,7 @@ def check(arg: dict):
             fail(flag, f"true or false, got {arg[flag]!r}")
     try:
         check_params_file(arg["params_file"])
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         fail("params_file", str(err))
     try:
         cfg = resolve_train_config(arg["task"], arg["config"] or None, arg["overrides"].split())
@@ -160,6 +160,7 @@ def nodes(context):
             name="trainer_node",
             parameters=parameters(arg, trainer),
             output="screen",
+            on_exit=Shutdown(reason="training ended"),  # the session ends with its training
         ),
     ]
     if arg["eval_in_sim"] == "true":

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -108,9 +109,25 @@ def _node(
 
 
 def check_params_file(path: str | None) -> None:
-    """A params file that does not exist is an error before any node starts."""
-    if path and not Path(path).is_file():
+    """A params file that is missing or not ROS parameters YAML (``<node or /**>:
+    ros__parameters: {...}``) is an error before any node starts."""
+    if not path:
+        return
+    if not Path(path).is_file():
         raise FileNotFoundError(f"params file {path} does not exist")
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "cannot parse"
+        raise ValueError(f"params file {path}: not valid YAML{where}: {problem}") from err
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"params file {path}: expected '<node name>: ros__parameters: {{...}}'")
+    for node, section in data.items():
+        params = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"params file {path}: '{node}' needs a 'ros__parameters:' mapping")
 
 
 def check_checkpoint(checkpoint: str, robot: str) -> None:

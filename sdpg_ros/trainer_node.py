@@ -15,6 +15,7 @@ the first iteration and every ``live_policy_interval_s``, so a sim watching the 
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -125,7 +126,8 @@ class TrainerNode(Node):
         require(self.progress_rate > 0, "progress_rate_hz", "must be > 0")
         require(self.log_interval_s >= 0, "log_interval_s", "must be >= 0 (0 = off)")
         require(self.live_interval_s >= 0, "live_policy_interval_s", "must be >= 0 (0 = off)")
-        require(iterations >= 0 and minutes >= 0, "iterations", "budgets must be >= 0")
+        require(iterations >= 0, "iterations", "must be >= 0 (0 = the config's)")
+        require(math.isfinite(minutes) and minutes >= 0, "minutes", "must be >= 0 (0 = none)")
         if resume:
             require(Path(resume, "checkpoints", "latest.pt").is_file(), "resume", "no checkpoint")
             return lambda: TrainingSession.resume(resume, device or None)
@@ -255,12 +257,13 @@ def main(args: list[str] | None = None) -> int:
         nodes.append(TrainerNode())
         return nodes[0]
 
-    return run_nodes(
+    code = run_nodes(
         [build],
         args,
         until=lambda: bool(nodes) and nodes[0].finished.is_set(),
         executable=True,
     )
+    return code or (1 if nodes and nodes[0].error else 0)  # a failed training is no success
 
 
 if __name__ == "__main__":

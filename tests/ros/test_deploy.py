@@ -200,6 +200,16 @@ def test_params_file_reaches_the_nodes(policy_file, tmp_path):
     assert report["actions"] == 0
 
 
+@pytest.mark.parametrize("text", ["policy_node: [1, 2\n", "policy_node:\n  rate: 3\n", "- 1\n"])
+def test_a_malformed_params_file_is_one_line_before_any_node(policy_file, tmp_path, capsys, text):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    argv = ["deploy", "--checkpoint", str(policy_file), "--params-file", str(params)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sdpg-ros deploy: error: params file {params}")
+
+
 @pytest.fixture(scope="module")
 def big_policy(tmp_path_factory):
     """The trained reacher policy, declaring a 2048 x 2048 camera."""

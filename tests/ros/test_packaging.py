@@ -204,13 +204,18 @@ def test_deploy_launch_starts_tf_only_when_installed(launch_file, launch_checkpo
         ({"checkpoint": "/nonexistent.pt"}, "checkpoint"),
         ({"checkpoint": "", "backend": "real"}, "checkpoint"),  # hot reload off: nothing to run
         ({"params_file": "/nonexistent.yaml"}, "params_file"),
+        ({"params_file": "MALFORMED"}, "params_file"),
         ({"backend": "real", "driver_launch": "/nonexistent.launch.py"}, "driver_launch"),
     ],
 )
 def test_deploy_launch_checks_every_argument_before_any_node(
-    launch_file, launch_checkpoints, arguments, name
+    launch_file, launch_checkpoints, arguments, name, tmp_path
 ):
     module = launch_file("deploy.launch.py")
+    if arguments.get("params_file") == "MALFORMED":  # YAML, but not ROS parameters
+        malformed = tmp_path / "params.yaml"
+        malformed.write_text("policy_node:\n  max_image_pixels: 100\n")
+        arguments = {"params_file": str(malformed)}
     values = {"checkpoint": launch_checkpoints["reacher"], **arguments}
     values["checkpoint"] = launch_checkpoints.get(values["checkpoint"], values["checkpoint"])
     with pytest.raises(ValueError, match=f"argument '{name}'"):
@@ -232,6 +237,8 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
     assert nodes["policy_node"]["robot"] == "reacher" and nodes["policy_node"]["hot_reload"]
     assert all(str(params) in a.kwargs["parameters"] for a in actions)
     assert list(started(run_launch(module))) == ["trainer_node"]
+    trainer = next(a for a in actions if a.kwargs.get("executable") == "trainer_node")
+    assert "on_exit" in trainer.kwargs  # the session ends with its training
 
 
 @pytest.mark.parametrize(
@@ -240,6 +247,8 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
         ({"eval_in_sim": "yes"}, "'eval_in_sim'"),
         ({"iterations": "many"}, "'iterations'"),
         ({"minutes": "-1"}, "'minutes'"),
+        ({"minutes": "nan"}, "'minutes'"),
+        ({"device": "tpu"}, "'device'"),
         ({"params_file": "/nonexistent.yaml"}, "'params_file'"),
         ({"overrides": "algo.horizonn=3"}, "algo.horizonn"),
         ({"task": "cartpole_swingup", "eval_in_sim": "true"}, "'robot'"),

@@ -90,6 +90,23 @@ def test_live_policy_and_progress_lines_before_any_checkpoint(graph, tmp_path, c
     assert "[trainer_node]: iteration 1/3, " in capfd.readouterr().err
 
 
+def test_a_failed_training_is_a_failed_exit(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    exe = Path(sys.executable).parent / "trainer_node"
+    args = ["-p", "task:=reacher_state", "-p", "device:=cuda", "-p", f"out:={tmp_path / 'run'}"]
+    proc = subprocess.run(
+        [str(exe), "--ros-args", *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "CUDA is not available" in proc.stderr
+
+
 def test_progress_line_by_hand():
     record = {"iteration": 120, "episode_return": -21.34, "success_rate": 0.2, "fps": 5123.4}
     line = progress_line({**record, "wall_time_s": 96.0}, 800)
