@@ -19,10 +19,15 @@ from ament_index_python.packages import (
     get_package_prefix,
     get_package_share_directory,
 )
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    GroupAction,
+    IncludeLaunchDescription,
+    OpaqueFunction,
+)
 from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 
 from launch import LaunchDescription
 
@@ -39,6 +44,7 @@ ARGUMENTS = {
     "hot_reload": ("auto", "policy_node accepts new checkpoints (auto: sim yes, real no)"),
     "publish_tf": ("auto", "robot_state_publisher on the URDF (auto: when installed)"),
     "params_file": ("", "extra ROS parameters YAML for every node (launch arguments win)"),
+    "namespace": ("", "ROS namespace of every node ('' = none), e.g. one per robot"),
 }
 SWITCHES = ("autostart", "hot_reload", "publish_tf")
 
@@ -207,7 +213,18 @@ def nodes(context):
         actions.append(IncludeLaunchDescription(source))
     if settings["publish_tf"]:
         actions.append(robot_state_publisher(robot, settings, remaps))
-    return actions + policy_and_bridge(settings, share, remaps)
+    return in_namespace(settings["namespace"], actions + policy_and_bridge(settings, share, remaps))
+
+
+def in_namespace(namespace: str, actions: list) -> list:
+    """``actions`` pushed into ``namespace`` (checked; '' = as they are)."""
+    from sdpg_ros.cli import check_namespace
+
+    try:
+        namespace = check_namespace(namespace)
+    except ValueError as err:
+        fail("namespace", str(err))
+    return [GroupAction([PushRosNamespace(namespace), *actions])] if namespace else actions
 
 
 def generate_launch_description():

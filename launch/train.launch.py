@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 
 from launch import LaunchDescription
 
@@ -32,6 +32,7 @@ ARGUMENTS = {
     "eval_in_sim": ("false", "also run sim_backend + policy_node + hardware_bridge"),
     "robot": ("reacher", "robot YAML for eval_in_sim"),
     "params_file": ("", "extra ROS parameters YAML for every node (launch arguments win)"),
+    "namespace": ("", "ROS namespace of every node ('' = none), e.g. one per robot"),
 }
 
 
@@ -165,7 +166,18 @@ def nodes(context):
     ]
     if arg["eval_in_sim"] == "true":
         actions += live_evaluation(arg, share, cfg.env)
-    return actions
+    return in_namespace(arg["namespace"], actions)
+
+
+def in_namespace(namespace: str, actions: list) -> list:
+    """``actions`` pushed into ``namespace`` (checked; '' = as they are)."""
+    from sdpg_ros.cli import check_namespace
+
+    try:
+        namespace = check_namespace(namespace)
+    except ValueError as err:
+        fail("namespace", str(err))
+    return [GroupAction([PushRosNamespace(namespace), *actions])] if namespace else actions
 
 
 def generate_launch_description():

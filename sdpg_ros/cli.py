@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rclpy.exceptions import InvalidNamespaceException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.validate_namespace import validate_namespace
 
 from sdpg_core.cli import add_train_arguments, resolve_train_config
 from sdpg_core.config import ConfigError
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-in-sim", action="store_true", help="watch each new checkpoint")
     train.add_argument("--robot", default="reacher", help="robot YAML for --eval-in-sim")
     train.add_argument("--params-file", help="extra ROS parameters YAML for every node")
+    train.add_argument("--namespace", default="", help="ROS namespace of every node ('' = none)")
     deploy = sub.add_parser("deploy", help="policy_node + hardware_bridge (+ sim_backend)")
     deploy.add_argument("--backend", choices=("sim", "real"), default="sim")
     deploy.add_argument("--checkpoint", required=True)
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
     deploy.add_argument("--params-file", help="extra ROS parameters YAML for every node")
+    deploy.add_argument("--namespace", default="", help="ROS namespace of every node ('' = none)")
     deploy.add_argument(
         "--activate",
         action=argparse.BooleanOptionalAction,
@@ -95,17 +99,32 @@ def _node(
     params: dict[str, Any],
     remaps: dict[str, str] | None = None,
     params_file: str | None = None,
+    namespace: str = "",
 ) -> Callable[[], Node]:
     """A factory building ``cls`` with a params file, parameter overrides (which take
-    precedence over the file) and topic remaps."""
+    precedence over the file), topic remaps and a namespace."""
     overrides = [Parameter(k, value=v) for k, v in params.items()]
     cli_args = ["--ros-args"]
     if params_file:
         cli_args += ["--params-file", params_file]
+    if namespace:
+        cli_args += ["-r", f"__ns:={namespace}"]
     for src, dst in (remaps or {}).items():
         if dst:
             cli_args += ["-r", f"{src}:={dst}"]
     return lambda: cls(parameter_overrides=overrides, cli_args=cli_args)
+
+
+def check_namespace(namespace: str) -> str:
+    """The absolute ROS namespace for ``namespace`` ('' = none); ValueError if invalid."""
+    if not namespace:
+        return ""
+    absolute = namespace if namespace.startswith("/") else f"/{namespace}"
+    try:
+        validate_namespace(absolute)
+    except InvalidNamespaceException as err:
+        raise ValueError(f"namespace {namespace!r} is not a valid ROS namespace: {err}") from err
+    return absolute
 
 
 def check_params_file(path: str | None) -> None:
@@ -183,6 +202,7 @@ def sim_factories(
     seed: int,
     params_file: str | None = None,
     env=None,
+    namespace: str = "",
 ) -> list[Callable[[], Node]]:
     """sim_backend + policy_node + hardware_bridge (started last) for the policy's checkpoint
     ('' = wait for the trainer, whose env config ``env`` sets camera size and action repeat)."""
@@ -196,9 +216,9 @@ def sim_factories(
     if env is not None:
         sim_params |= {"image_size": env.image_size, "action_repeat": env.action_repeat}
     return [
-        _node(SimBackend, sim_params, params_file=params_file),
-        _node(PolicyNode, policy, params_file=params_file),
-        _node(HardwareBridge, bridge, params_file=params_file),
+        _node(SimBackend, sim_params, params_file=params_file, namespace=namespace),
+        _node(PolicyNode, policy, params_file=params_file, namespace=namespace),
+        _node(HardwareBridge, bridge, params_file=params_file, namespace=namespace),
     ]
 
 
@@ -221,15 +241,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from sdpg_ros.policy_node import PolicyNode
 
     check_params_file(args.params_file)
+    namespace = check_namespace(args.namespace)
     check_checkpoint(args.checkpoint, args.robot)
     policy, bridge = deploy_parameters(args)
     if args.backend == "sim":
-        factories = sim_factories(policy, bridge, args.seed, args.params_file)
+        factories = sim_factories(policy, bridge, args.seed, args.params_file, None, namespace)
     else:
         remaps = {"camera/image_raw": args.camera_topic, "joint_states": args.joint_states_topic}
         factories = [
-            _node(PolicyNode, policy, remaps, args.params_file),
-            _node(HardwareBridge, bridge, remaps, args.params_file),
+            _node(PolicyNode, policy, remaps, args.params_file, namespace),
+            _node(HardwareBridge, bridge, remaps, args.params_file, namespace),
         ]
     nodes: dict[str, Node] = {}
     start = time.monotonic()
@@ -274,14 +295,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sdpg_ros.trainer_node import TrainerNode
 
     check_params_file(args.params_file)
+    namespace = check_namespace(args.namespace)
     params = trainer_parameters(args)
-    factories = [_node(TrainerNode, params, params_file=args.params_file)]
+    factories = [_node(TrainerNode, params, params_file=args.params_file, namespace=namespace)]
     if args.eval_in_sim:
         cfg = resolve_train_config(args.task, args.config, params.get("overrides"))
         check_task(cfg.env.task, args.robot)
         policy = policy_parameters("", args.robot, "cpu", hot_reload=True)
         bridge = bridge_parameters(args.robot, dry_run=False, activate=True, sim=True)
-        factories += sim_factories(policy, bridge, 0, args.params_file, cfg.env)
+        factories += sim_factories(policy, bridge, 0, args.params_file, cfg.env, namespace)
     nodes: dict[str, Node] = {}
     start = time.monotonic()
     code = run_nodes(

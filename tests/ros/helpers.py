@@ -143,11 +143,16 @@ def launch_stand_ins() -> dict[str, types.ModuleType]:
             "IncludeLaunchDescription": LaunchAction,
             "OpaqueFunction": LaunchAction,
             "Shutdown": LaunchAction,
+            "GroupAction": LaunchAction,
         },
         "launch.launch_description_sources": {"AnyLaunchDescriptionSource": LaunchAction},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": LaunchNode, "LifecycleNode": LaunchLifecycleNode},
+        "launch_ros.actions": {
+            "Node": LaunchNode,
+            "LifecycleNode": LaunchLifecycleNode,
+            "PushRosNamespace": LaunchAction,
+        },
     }
     modules = {}
     for name, attributes in members.items():

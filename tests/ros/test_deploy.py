@@ -210,6 +210,15 @@ def test_a_malformed_params_file_is_one_line_before_any_node(policy_file, tmp_pa
     assert len(err) == 1 and err[0].startswith(f"sdpg-ros deploy: error: params file {params}")
 
 
+def test_a_namespaced_sim_session_runs_and_a_bad_namespace_is_refused(policy_file, tmp_path):
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--checkpoint", str(policy_file), "--namespace", "arm1"]
+    assert cli.main([*argv, "--duration", "3", "--report", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["actions"] > 0 and report["commands"] > 0  # every topic found in /arm1
+    assert cli.main(["deploy", "--checkpoint", str(policy_file), "--namespace", "bad ns"]) == 2
+
+
 @pytest.fixture(scope="module")
 def big_policy(tmp_path_factory):
     """The trained reacher policy, declaring a 2048 x 2048 camera."""

@@ -257,3 +257,18 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
 def test_train_launch_checks_every_argument_before_any_node(launch_file, arguments, match):
     with pytest.raises(ValueError, match=match):
         run_launch(launch_file("train.launch.py"), **arguments)
+
+
+@pytest.mark.parametrize("name", ["deploy.launch.py", "train.launch.py"])
+def test_launch_files_push_every_node_into_the_namespace(launch_file, launch_checkpoints, name):
+    module = launch_file(name)
+    extra = {"checkpoint": launch_checkpoints["reacher"]} if name.startswith("deploy") else {}
+    plain = run_launch(module, **extra)
+    (group,) = run_launch(module, namespace="arm1", **extra)
+    push, *inside = group.args[0]
+    assert push.args == ("/arm1",)
+    assert [a.kwargs.get("executable") for a in inside] == [
+        a.kwargs.get("executable") for a in plain
+    ]
+    with pytest.raises(ValueError, match="argument 'namespace'"):
+        run_launch(module, namespace="bad ns", **extra)
