@@ -21,15 +21,15 @@ from ament_index_python.packages import (
 )
 from launch.actions import (
     DeclareLaunchArgument,
-    GroupAction,
     IncludeLaunchDescription,
     OpaqueFunction,
 )
 from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+from launch_ros.actions import LifecycleNode, Node
 
 from launch import LaunchDescription
+from sdpg_ros.launch_support import in_namespace
 
 ARGUMENTS = {
     "backend": ("sim", "sim (MuJoCo sim_backend) or real (vendor driver + camera)"),
@@ -213,18 +213,9 @@ def nodes(context):
         actions.append(IncludeLaunchDescription(source))
     if settings["publish_tf"]:
         actions.append(robot_state_publisher(robot, settings, remaps))
-    return in_namespace(settings["namespace"], actions + policy_and_bridge(settings, share, remaps))
-
-
-def in_namespace(namespace: str, actions: list) -> list:
-    """``actions`` pushed into ``namespace`` (checked; '' = as they are)."""
-    from sdpg_ros.cli import check_namespace
-
-    try:
-        namespace = check_namespace(namespace)
-    except ValueError as err:
-        fail("namespace", str(err))
-    return [GroupAction([PushRosNamespace(namespace), *actions])] if namespace else actions
+    return in_namespace(
+        settings["namespace"], actions + policy_and_bridge(settings, share, remaps), fail
+    )
 
 
 def generate_launch_description():

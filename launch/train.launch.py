@@ -14,11 +14,12 @@ import math
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+from launch_ros.actions import LifecycleNode, Node
 
 from launch import LaunchDescription
+from sdpg_ros.launch_support import in_namespace
 
 ARGUMENTS = {
     "task": ("reacher", "registered task (sdpg tasks)"),
@@ -166,18 +167,7 @@ def nodes(context):
     ]
     if arg["eval_in_sim"] == "true":
         actions += live_evaluation(arg, share, cfg.env)
-    return in_namespace(arg["namespace"], actions)
-
-
-def in_namespace(namespace: str, actions: list) -> list:
-    """``actions`` pushed into ``namespace`` (checked; '' = as they are)."""
-    from sdpg_ros.cli import check_namespace
-
-    try:
-        namespace = check_namespace(namespace)
-    except ValueError as err:
-        fail("namespace", str(err))
-    return [GroupAction([PushRosNamespace(namespace), *actions])] if namespace else actions
+    return in_namespace(arg["namespace"], actions, fail)
 
 
 def generate_launch_description():
