@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections.abc import Callable
 
@@ -15,9 +17,9 @@ class Graph:
     """A private rclpy context with a single-threaded executor (as ``run_nodes`` uses); nodes
     added here spin in ``spin_until``."""
 
-    def __init__(self) -> None:
+    def __init__(self, domain_id: int) -> None:
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: list = []
 
@@ -51,9 +53,18 @@ class Graph:
         rclpy.try_shutdown(context=self.context)
 
 
+# Each test gets a DDS domain of its own (cycling through 1..100, so a domain comes back only
+# ~100 tests later, long after its participants' leases ran out): no participant of an earlier
+# test, e.g. a node process it started and stopped, is discovered by a later one. A test's
+# subprocesses and in-process sessions inherit it through ROS_DOMAIN_ID.
+_DOMAINS = itertools.count(int(os.environ["ROS_DOMAIN_ID"]))
+
+
 @pytest.fixture
-def graph():
-    """An isolated ROS 2 graph for one test."""
-    g = Graph()
+def graph(monkeypatch):
+    """An isolated ROS 2 graph (and DDS domain) for one test."""
+    domain = 1 + next(_DOMAINS) % 100
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    g = Graph(domain)
     yield g
     g.close()
