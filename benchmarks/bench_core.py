@@ -56,11 +56,11 @@ def sdpg_iterations(cfg, iterations: int) -> dict[str, float]:
         wall = 0.0
         for _ in range(iterations):
             record = trainer.train_iteration()
-            wall += trainer.num_envs * cfg.algo.horizon / record["fps"]
+            wall += trainer.num_envs * cfg.sdpg.horizon / record["fps"]
             for key, value in record.items():
                 if key.startswith("time/"):
                     totals[key[5:]] = totals.get(key[5:], 0.0) + value
-        steps = trainer.num_envs * cfg.algo.horizon
+        steps = trainer.num_envs * cfg.sdpg.horizon
         trainer.close()
     split = {k: v / iterations for k, v in totals.items()}
     rollout = split["actor_forward"] + split["env_step"] + split["critic"]
@@ -75,19 +75,19 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     cfg = resolve(args.task, overrides=args.set)
-    algo = cfg.algo
-    num_envs = algo.num_nominal * (algo.num_perturbations + 1)
+    hp = cfg.sdpg
+    num_envs = hp.num_nominal * (hp.num_perturbations + 1)
     result = {
         "task": args.task,
         "machine": platform.platform(),
         "num_envs": num_envs,
-        "num_nominal": algo.num_nominal,
-        "horizon": algo.horizon,
+        "num_nominal": hp.num_nominal,
+        "horizon": hp.horizon,
         "raw_physics_env_steps_per_s": raw_physics_rate(cfg, num_envs, 200),
-        "renders_per_s": render_rate(cfg, algo.num_nominal, 50),
+        "renders_per_s": render_rate(cfg, hp.num_nominal, 50),
         **sdpg_iterations(cfg, args.iterations),
     }
-    print(f"task {args.task}: N={num_envs} envs (B={algo.num_nominal}), T={algo.horizon}")
+    print(f"task {args.task}: N={num_envs} envs (B={hp.num_nominal}), T={hp.horizon}")
     for key, value in result.items():
         if isinstance(value, float):
             print(f"  {key:32s} {value:14.4f}")

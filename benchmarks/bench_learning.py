@@ -33,7 +33,7 @@ from common import RESULTS, write_results
 
 EVAL_INTERVAL = {"sdpg": 50, "ppo": 10, "distill": 20}
 SMOKE = {
-    "sdpg": ["algo.num_nominal=2", "algo.num_perturbations=1", "algo.horizon=4"],
+    "sdpg": ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"],
     "ppo": ["ppo.num_envs=2", "ppo.horizon=4", "ppo.minibatches=1", "ppo.epochs=1"],
 }
 SMOKE_COMMON = ["env.image_size=32", "run.eval_episodes=2", "run.video=false"]

@@ -51,9 +51,9 @@ def overrides(algo: str, envs: int, args: argparse.Namespace) -> list[str]:
     if envs % args.nominal:
         raise SystemExit(f"--envs {envs} is not a multiple of --nominal {args.nominal}")
     return [
-        f"algo.num_nominal={args.nominal}",
-        f"algo.num_perturbations={envs // args.nominal - 1}",
-        f"algo.horizon={args.horizon}",
+        f"sdpg.num_nominal={args.nominal}",
+        f"sdpg.num_perturbations={envs // args.nominal - 1}",
+        f"sdpg.horizon={args.horizon}",
         *common,
     ]
 

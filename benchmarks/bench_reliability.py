@@ -4,8 +4,8 @@ Two estimates of d_mu come from independent auxiliary noise on identical nominal
 and normaliser state restored in between; nominal envs replay the mean, so their trajectory
 repeats exactly). Their correlation over every (step, env, action) is the share of the
 estimate's variance that is signal: 1 for a noiseless direction, 0 for pure noise. Measured for
-each P in ``--ps``, with independent noise at every step, mirrored noise (``algo.antithetic``)
-and one perturbed step per auxiliary (``algo.perturbation=one_step``, P rounded up to a
+each P in ``--ps``, with independent noise at every step, mirrored noise (``sdpg.antithetic``)
+and one perturbed step per auxiliary (``sdpg.perturbation=one_step``, P rounded up to a
 multiple of T), after ``--warmup`` rollouts of the checkpoint's policy (never updated).
 
 Usage:
@@ -27,24 +27,26 @@ import torch
 from common import add_common_args, write_results
 
 from sdpg_core import checkpoint
-from sdpg_core.config import Config, from_dict, resolve
+from sdpg_core.config import Config, from_dict, resolve, with_overrides
 from sdpg_core.runner import Trainer
 
-SMOKE_SETS = ["env.image_size=32", "algo.horizon=4", "algo.num_nominal=2"]
+SMOKE_SETS = ["env.image_size=32", "sdpg.horizon=4", "sdpg.num_nominal=2"]
 LEARNER_PARTS = ("actor", "critic", "target_critic", "normalizer")
 LAYOUTS = ("independent", "mirrored", "one_step")
 
 
 def layout(base: Config, name: str, perturbations: int) -> Config:
     """``base`` with P perturbations in layout ``name`` (one_step: P rounded up to k * T)."""
-    cfg = copy.deepcopy(base)
-    algo = cfg.algo
-    algo.num_perturbations = perturbations
-    algo.antithetic = name == "mirrored"
-    algo.perturbation = "one_step" if name == "one_step" else "every_step"
     if name == "one_step":
-        algo.num_perturbations = -(-perturbations // algo.horizon) * algo.horizon
-    return cfg.validate()
+        perturbations = -(-perturbations // base.sdpg.horizon) * base.sdpg.horizon
+    return with_overrides(
+        base,
+        [
+            f"sdpg.num_perturbations={perturbations}",
+            f"sdpg.antithetic={str(name == 'mirrored').lower()}",
+            f"sdpg.perturbation={'one_step' if name == 'one_step' else 'every_step'}",
+        ],
+    )
 
 
 def ascent_direction(trainer: Trainer) -> torch.Tensor:
@@ -103,7 +105,7 @@ def main() -> None:
         for p in args.ps:
             cfg = layout(base, name, p)
             value = reliability(cfg, state, args.warmup, args.pairs)
-            p = cfg.algo.num_perturbations
+            p = cfg.sdpg.num_perturbations
             figures[f"{name}_p{p}"] = round(value, 4)
             print(f"{name:<12} {p:>3}  {value:.3f}")
     print(f"wrote {write_results(args.out, 'reliability', figures)}")

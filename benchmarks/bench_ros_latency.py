@@ -33,7 +33,7 @@ def make_checkpoint(path: Path, size: int) -> Path:
     from sdpg_core.config import resolve
     from sdpg_core.runner import Trainer
 
-    overrides = [f"env.image_size={size}", "algo.num_nominal=1", "algo.num_perturbations=0"]
+    overrides = [f"env.image_size={size}", "sdpg.num_nominal=1", "sdpg.num_perturbations=0"]
     trainer = Trainer(resolve("reacher", overrides=overrides), path.parent)
     checkpoint.save(trainer.checkpoint_payload(), path)
     trainer.close()

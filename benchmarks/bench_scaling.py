@@ -31,12 +31,12 @@ from sdpg_core.config import resolve
 from sdpg_core.runner import Trainer
 
 SMOKE = {"ps": [0, 3], "bs": [2, 4], "fixed_b": 2, "fixed_p": 3, "warmup": 1, "iterations": 2}
-SMOKE_SETS = ["env.image_size=32", "algo.horizon=4", "algo.actor_epochs=1"]
+SMOKE_SETS = ["env.image_size=32", "sdpg.horizon=4", "sdpg.actor_epochs=1"]
 
 
 def build(task: str, sets: list[str], b: int, p: int, run_dir: Path) -> Trainer:
     """A fresh SDPG trainer with B nominal envs and P auxiliaries each."""
-    cfg = resolve(task, overrides=[*sets, f"algo.num_nominal={b}", f"algo.num_perturbations={p}"])
+    cfg = resolve(task, overrides=[*sets, f"sdpg.num_nominal={b}", f"sdpg.num_perturbations={p}"])
     return Trainer(cfg, run_dir)
 
 
@@ -70,7 +70,7 @@ def summarise(b: int, p: int, horizon: int, timed: list[tuple[float, float]]) ->
 def sweeps(args: argparse.Namespace, sets: list[str]) -> tuple[list[dict], list[dict]]:
     """The P sweep and the B sweep, every point alive at once (a point in both runs once)."""
     points = [(args.fixed_b, p) for p in args.ps] + [(b, args.fixed_p) for b in args.bs]
-    horizon = resolve(args.task, overrides=sets).algo.horizon
+    horizon = resolve(args.task, overrides=sets).sdpg.horizon
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {key: build(args.task, sets, *key, Path(tmp)) for key in dict.fromkeys(points)}
         timed = time_rounds(trainers, args)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sets = [*(SMOKE_SETS if args.smoke else []), *args.set]
     cfg = resolve(args.task, overrides=sets)
     by_p, by_b = sweeps(args, sets)
-    result = {"horizon": cfg.algo.horizon, "image_size": cfg.env.image_size}
+    result = {"horizon": cfg.sdpg.horizon, "image_size": cfg.env.image_size}
     result |= figures(args, by_p, by_b)
     for key, value in result.items():
         if key.startswith("time_ratio") or key.startswith("env_ratio"):

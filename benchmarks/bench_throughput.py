@@ -12,7 +12,7 @@ rollout costs nothing beyond its parts; target >= 0.5).
 
 Usage:
   python benchmarks/bench_throughput.py                   # reacher CPU config (B=16, P=15, T=16)
-  python benchmarks/bench_throughput.py --set algo.num_perturbations=63 --iterations 10
+  python benchmarks/bench_throughput.py --set sdpg.num_perturbations=63 --iterations 10
   python benchmarks/bench_throughput.py --smoke --out /tmp/bench   # seconds; for the tests
 Prints a table; writes <out>/throughput.json (``throughput.ratio_to_floor``...).
 """
@@ -35,16 +35,16 @@ from sdpg_core.runner import Trainer
 
 SMOKE_SETS = [
     "env.image_size=32",
-    "algo.num_nominal=4",
-    "algo.num_perturbations=15",
-    "algo.horizon=4",
+    "sdpg.num_nominal=4",
+    "sdpg.num_perturbations=15",
+    "sdpg.horizon=4",
 ]
 
 
 def physics_steps(cfg: Config, env: MujocoBatchEnv) -> Callable[[], None]:
     """T steps of all N envs of a physics-only env, with fixed random actions."""
     rng = np.random.default_rng(0)
-    shape = (cfg.algo.horizon, env.num_envs, env.spec.action_dim)
+    shape = (cfg.sdpg.horizon, env.num_envs, env.spec.action_dim)
     actions = np.tanh(rng.normal(size=shape)).astype(np.float32)
 
     def steps() -> None:
@@ -61,7 +61,7 @@ def render_steps(cfg: Config, env: MujocoBatchEnv) -> Callable[[], None]:
 
     def steps() -> None:
         """T frames of every nominal env."""
-        for _ in range(cfg.algo.horizon):
+        for _ in range(cfg.sdpg.horizon):
             renderer.stack.push(rows, renderer.render(env.physics, env.extras))
 
     return steps
@@ -75,7 +75,7 @@ def actor_steps(trainer: Trainer) -> Callable[[], None]:
 
     def steps() -> None:
         """T forward passes on the nominal envs' observations."""
-        for _ in range(trainer.cfg.algo.horizon):
+        for _ in range(trainer.cfg.sdpg.horizon):
             learner.policy(actor_input(trainer.spec, nominal, learner.normalizer, trainer.device))
 
     return steps
@@ -83,12 +83,12 @@ def actor_steps(trainer: Trainer) -> Callable[[], None]:
 
 def measure(cfg: Config, args: argparse.Namespace) -> dict[str, float]:
     """Median seconds per T steps of the real rollout and of each part alone, round-robin."""
-    algo = cfg.algo
-    num_envs = algo.num_nominal * (algo.num_perturbations + 1)
+    hp = cfg.sdpg
+    num_envs = hp.num_nominal * (hp.num_perturbations + 1)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp)
         physics_env = make_env(cfg.env.task, cfg.env, num_envs, render=False, seed=cfg.run.seed)
-        render_env = make_env(cfg.env.task, cfg.env, algo.num_nominal, seed=cfg.run.seed)
+        render_env = make_env(cfg.env.task, cfg.env, hp.num_nominal, seed=cfg.run.seed)
         parts = {
             "rollout_s": trainer.collect,
             "physics_s": physics_steps(cfg, physics_env),
@@ -104,15 +104,15 @@ def measure(cfg: Config, args: argparse.Namespace) -> dict[str, float]:
 
 def figures(cfg: Config, seconds: dict[str, float]) -> dict[str, Any]:
     """Rates and the ratio to the floor from the measured seconds."""
-    algo = cfg.algo
-    num_envs = algo.num_nominal * (algo.num_perturbations + 1)
-    steps = num_envs * algo.horizon
+    hp = cfg.sdpg
+    num_envs = hp.num_nominal * (hp.num_perturbations + 1)
+    steps = num_envs * hp.horizon
     floor = seconds["physics_s"] + seconds["render_s"] + seconds["actor_s"]
     return {
         "num_envs": num_envs,
-        "num_nominal": algo.num_nominal,
-        "num_perturbations": algo.num_perturbations,
-        "horizon": algo.horizon,
+        "num_nominal": hp.num_nominal,
+        "num_perturbations": hp.num_perturbations,
+        "horizon": hp.horizon,
         "image_size": cfg.env.image_size,
         **seconds,
         "floor_s": floor,

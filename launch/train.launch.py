@@ -24,7 +24,7 @@ from sdpg_ros.launch_support import in_namespace
 ARGUMENTS = {
     "task": ("reacher", "registered task (sdpg tasks)"),
     "config": ("", "YAML applied after the task's defaults"),
-    "overrides": ("", "space-separated KEY=VALUE overrides, e.g. 'algo.horizon=16'"),
+    "overrides": ("", "space-separated KEY=VALUE overrides, e.g. 'sdpg.horizon=16'"),
     "out": ("", "run directory ('' = runs/<task>-<time>)"),
     "device": ("", "cpu or cuda ('' = the config's)"),
     "iterations": ("0", "iteration budget (0 = the config's)"),

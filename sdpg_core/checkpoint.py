@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-FORMAT = 3  # bump with a migration below whenever saved keys are renamed or removed
+FORMAT = 4  # bump with a migration below whenever saved keys are renamed or removed
 TEMP_SUFFIX = ".tmp"
 
 
@@ -35,11 +35,20 @@ def _action_section(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _sdpg_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 3 -> 4: SDPG's section ``algo:`` is named ``sdpg:``."""
+    config = data.get("config")
+    if isinstance(config, dict) and "algo" in config:
+        config["sdpg"] = config.pop("algo")
+    return data
+
+
 ACTION_KEYS = ("mu_bound", "log_sigma_min", "log_sigma_max")
 # MIGRATIONS[k] turns a format-k checkpoint into format k + 1; load() applies them in turn.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _drop_unused_config_keys,
     2: _action_section,
+    3: _sdpg_section,
 }
 
 

@@ -26,7 +26,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override, e.g. --set algo.horizon=16 (repeatable)",
+        help="override, e.g. --set sdpg.horizon=16 (repeatable)",
     )
     train.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     train.add_argument("--device", help="cpu or cuda")

@@ -22,8 +22,23 @@ class ConfigError(ValueError):
     """A configuration file or override is malformed; the message names the source and key."""
 
 
+class Section:
+    """A config dataclass that refuses assignment once frozen (``Config.freeze``)."""
+
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set a field, unless frozen (derive a new config with ``with_overrides`` instead)."""
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(
+                f"the resolved config is frozen: cannot set {type(self).__name__}.{name} "
+                "(derive a new one with sdpg_core.config.with_overrides)"
+            )
+        super().__setattr__(name, value)
+
+
 @dataclass
-class EnvConfig:
+class EnvConfig(Section):
     """Environment settings (physics, pixels); independent of the learning algorithm."""
 
     task: str = "reacher"
@@ -38,7 +53,7 @@ class EnvConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Network sizes (DrQ-v2 style encoder, MLP heads)."""
 
     encoder: str = "drqv2"  # drqv2: flatten the conv maps; spatial_softmax: keypoints (x, y)
@@ -50,7 +65,7 @@ class ModelConfig:
 
 
 @dataclass
-class AlgoConfig:
+class SDPGConfig(Section):
     """SDPG hyperparameters (names follow the paper)."""
 
     num_nominal: int = 64  # B
@@ -86,7 +101,7 @@ class AlgoConfig:
 
 
 @dataclass
-class ActionConfig:
+class ActionConfig(Section):
     """The action convention of every learner (sdpg_core/action.py): pre-tanh bounds."""
 
     mu_bound: float = 2.0  # pre-tanh means and samples in [-mu_bound, mu_bound]
@@ -95,7 +110,7 @@ class ActionConfig:
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(Section):
     """PPO baseline (Schulman et al., 2017) from pixels; names follow the paper (the action
     bounds are the shared ``action:`` section)."""
 
@@ -117,7 +132,7 @@ class PPOConfig:
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(Section):
     """Teacher-student distillation with DAgger (Ross et al., 2011) onto a pixel actor."""
 
     teacher: str = ""  # checkpoint of a trained state policy of <task>_state (SDPG or PPO)
@@ -134,10 +149,11 @@ class DistillConfig:
 
 
 ALGOS = ("sdpg", "ppo", "distill")
+RENAMED = {"algo": "sdpg"}  # old top-level sections, named in the unknown-key error
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Section):
     """Algorithm, run length, device, seeding, logging and evaluation."""
 
     algo: str = "sdpg"  # sdpg | ppo | distill
@@ -154,13 +170,13 @@ class RunConfig:
 
 
 @dataclass
-class Config:
+class Config(Section):
     """The whole configuration of a run."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
-    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    sdpg: SDPGConfig = field(default_factory=SDPGConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -169,6 +185,13 @@ class Config:
         """Plain nested dict (lists for tuples), safe for YAML, JSON and torch weights_only."""
         return _plain(dataclasses.asdict(self))
 
+    def freeze(self) -> Config:
+        """Make this config and its sections read-only; returns it."""
+        for f in dataclasses.fields(self):
+            object.__setattr__(getattr(self, f.name), "_frozen", True)
+        object.__setattr__(self, "_frozen", True)
+        return self
+
     def validate(self) -> Config:
         """Check value ranges that types alone cannot express."""
         checks = {
@@ -176,19 +199,19 @@ class Config:
             "env.frame_stack": self.env.frame_stack >= 1,
             "env.action_repeat": self.env.action_repeat >= 1,
             "model.encoder": self.model.encoder in ("drqv2", "spatial_softmax"),
-            "algo.returns": self.algo.returns in ("td_lambda", "monte_carlo", "non_causal"),
-            "algo.num_nominal": self.algo.num_nominal >= 1,
-            "algo.num_perturbations": self.algo.num_perturbations >= 0,
-            "algo.horizon": self.algo.horizon >= 1,
-            "algo.critic_data": self.algo.critic_data in ("all", "nominal"),
-            "algo.perturbation": self.algo.perturbation in ("every_step", "one_step"),
-            "algo.top_k": 0 <= self.algo.top_k <= self.algo.num_perturbations,
-            "algo.gamma": 0.0 <= self.algo.gamma <= 1.0,
-            "algo.lam": 0.0 <= self.algo.lam <= 1.0,
+            "sdpg.returns": self.sdpg.returns in ("td_lambda", "monte_carlo", "non_causal"),
+            "sdpg.num_nominal": self.sdpg.num_nominal >= 1,
+            "sdpg.num_perturbations": self.sdpg.num_perturbations >= 0,
+            "sdpg.horizon": self.sdpg.horizon >= 1,
+            "sdpg.critic_data": self.sdpg.critic_data in ("all", "nominal"),
+            "sdpg.perturbation": self.sdpg.perturbation in ("every_step", "one_step"),
+            "sdpg.top_k": 0 <= self.sdpg.top_k <= self.sdpg.num_perturbations,
+            "sdpg.gamma": 0.0 <= self.sdpg.gamma <= 1.0,
+            "sdpg.lam": 0.0 <= self.sdpg.lam <= 1.0,
             "run.device": self.run.device.split(":")[0] in ("cpu", "cuda"),
         }
         checks |= _size_checks(self) | _ppo_checks(self.ppo) | _distill_checks(self.distill)
-        checks |= _sdpg_rate_checks(self.algo) | _run_checks(self.run)
+        checks |= _sdpg_rate_checks(self.sdpg) | _run_checks(self.run)
         checks |= {
             "action.mu_bound": self.action.mu_bound > 0.0,
             "action.log_sigma_max": self.action.log_sigma_min < self.action.log_sigma_max,
@@ -227,24 +250,24 @@ def _size_checks(cfg: Config) -> dict[str, bool]:
     }
 
 
-def _sdpg_rate_checks(algo: AlgoConfig) -> dict[str, bool]:
+def _sdpg_rate_checks(hp: SDPGConfig) -> dict[str, bool]:
     """Learning rates, bounds and counts of the SDPG section."""
     return {
-        "algo.fixed_sigma": algo.fixed_sigma >= 0.0,
-        "algo.reward_scale": algo.reward_scale > 0.0,
-        "algo.actor_lr": algo.actor_lr > 0.0,
-        "algo.actor_lr_min": 0.0 <= algo.actor_lr_min <= algo.actor_lr,
-        "algo.warmup_iterations": algo.warmup_iterations >= 0,
-        "algo.actor_epochs": algo.actor_epochs >= 1,
-        "algo.actor_minibatches": algo.actor_minibatches >= 1,
-        "algo.alpha_init": algo.alpha_init >= 0.0,
-        "algo.alpha_lr": algo.alpha_lr > 0.0,
-        "algo.sigma_target": algo.sigma_target > 0.0,
-        "algo.critic_lr": algo.critic_lr > 0.0,
-        "algo.critic_minibatch": algo.critic_minibatch >= 1,
-        "algo.critic_epochs": algo.critic_epochs >= 1,
-        "algo.target_coef": 0.0 <= algo.target_coef <= 1.0,
-        "algo.grad_clip": algo.grad_clip > 0.0,
+        "sdpg.fixed_sigma": hp.fixed_sigma >= 0.0,
+        "sdpg.reward_scale": hp.reward_scale > 0.0,
+        "sdpg.actor_lr": hp.actor_lr > 0.0,
+        "sdpg.actor_lr_min": 0.0 <= hp.actor_lr_min <= hp.actor_lr,
+        "sdpg.warmup_iterations": hp.warmup_iterations >= 0,
+        "sdpg.actor_epochs": hp.actor_epochs >= 1,
+        "sdpg.actor_minibatches": hp.actor_minibatches >= 1,
+        "sdpg.alpha_init": hp.alpha_init >= 0.0,
+        "sdpg.alpha_lr": hp.alpha_lr > 0.0,
+        "sdpg.sigma_target": hp.sigma_target > 0.0,
+        "sdpg.critic_lr": hp.critic_lr > 0.0,
+        "sdpg.critic_minibatch": hp.critic_minibatch >= 1,
+        "sdpg.critic_epochs": hp.critic_epochs >= 1,
+        "sdpg.target_coef": 0.0 <= hp.target_coef <= 1.0,
+        "sdpg.grad_clip": hp.grad_clip > 0.0,
     }
 
 
@@ -297,16 +320,13 @@ def _distill_checks(distill: DistillConfig) -> dict[str, bool]:
 
 def _check_algo(cfg: Config) -> None:
     """``run.algo`` names an algorithm; distillation names its teacher; one-step layout fits."""
-    algo = cfg.algo
-    if algo.perturbation == "one_step" and (
-        algo.num_perturbations == 0
-        or algo.num_perturbations % algo.horizon
-        or algo.top_k
-        or algo.antithetic
+    hp = cfg.sdpg
+    if hp.perturbation == "one_step" and (
+        hp.num_perturbations == 0 or hp.num_perturbations % hp.horizon or hp.top_k or hp.antithetic
     ):
         raise ConfigError(
-            "algo.perturbation=one_step needs algo.num_perturbations a positive multiple of "
-            f"algo.horizon (got {algo.num_perturbations} and {algo.horizon}), top_k 0 and "
+            "sdpg.perturbation=one_step needs sdpg.num_perturbations a positive multiple of "
+            f"sdpg.horizon (got {hp.num_perturbations} and {hp.horizon}), top_k 0 and "
             "antithetic false"
         )
     if cfg.run.algo not in ALGOS:
@@ -368,7 +388,8 @@ def _apply(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> Non
     for key, value in data.items():
         where = f"{source}: {prefix}{key}"
         if key not in names:
-            raise ConfigError(f"{where}: unknown key (valid: {', '.join(sorted(names))})")
+            hint = f"; renamed to {RENAMED[key]!r}" if key in RENAMED and not prefix else ""
+            raise ConfigError(f"{where}: unknown key{hint} (valid: {', '.join(sorted(names))})")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _apply(current, value, source, f"{prefix}{key}.")
@@ -397,7 +418,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. algo.horizon=16")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. sdpg.horizon=16")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
@@ -432,9 +453,15 @@ def resolve(
     apply_overrides(cfg, overrides or [])
     if cfg.env.task != task:
         raise ConfigError(f"env.task is {cfg.env.task!r} but the run asks for task {task!r}")
-    return cfg.validate()
+    return cfg.validate().freeze()
 
 
 def from_dict(data: dict[str, Any], source: str = "checkpoint") -> Config:
-    """Rebuild a Config from `Config.to_dict()` output."""
-    return merge(Config(), data, source).validate()
+    """Rebuild a frozen Config from `Config.to_dict()` output."""
+    return merge(Config(), data, source).validate().freeze()
+
+
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A new frozen config: ``cfg`` with ``section.key=value`` overrides (``cfg`` unchanged)."""
+    fresh = merge(Config(), cfg.to_dict(), "config")
+    return apply_overrides(fresh, overrides).validate().freeze()

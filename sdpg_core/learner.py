@@ -20,18 +20,18 @@ from sdpg_core.storage import RolloutStorage
 
 def actor_lr(cfg: Config, iteration: int, progress: float) -> float:
     """Linear warm-up over ``warmup_iterations``, then cosine from actor_lr to actor_lr_min."""
-    algo = cfg.algo
-    if iteration < algo.warmup_iterations:
-        return algo.actor_lr * (iteration + 1) / algo.warmup_iterations
+    hp = cfg.sdpg
+    if iteration < hp.warmup_iterations:
+        return hp.actor_lr * (iteration + 1) / hp.warmup_iterations
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-    return algo.actor_lr_min + (algo.actor_lr - algo.actor_lr_min) * cosine
+    return hp.actor_lr_min + (hp.actor_lr - hp.actor_lr_min) * cosine
 
 
 def critic_lr(cfg: Config, progress: float) -> float:
     """Constant, or linear decay to 0.1x when ``critic_lr_decay``."""
-    if not cfg.algo.critic_lr_decay:
-        return cfg.algo.critic_lr
-    return cfg.algo.critic_lr * (1.0 - 0.9 * min(max(progress, 0.0), 1.0))
+    if not cfg.sdpg.critic_lr_decay:
+        return cfg.sdpg.critic_lr
+    return cfg.sdpg.critic_lr * (1.0 - 0.9 * min(max(progress, 0.0), 1.0))
 
 
 class SDPGLearner(nn.Module):
@@ -44,21 +44,21 @@ class SDPGLearner(nn.Module):
         self.critic = Critic(spec.state_dim, cfg.model)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.normalizer = RunningNormalizer(spec.state_dim)
-        algo = cfg.algo
+        hp = cfg.sdpg
         self.active = (  # [T, G] perturbed group members per step (CPU); None: all auxiliaries
-            sdpg.one_step_mask(algo.num_perturbations + 1, algo.horizon)
-            if algo.perturbation == "one_step"
+            sdpg.one_step_mask(hp.num_perturbations + 1, hp.horizon)
+            if hp.perturbation == "one_step"
             else None
         )
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.algo.alpha_init)))
-        if cfg.algo.fixed_sigma > 0:
-            self.actor.log_sigma.data.fill_(math.log(cfg.algo.fixed_sigma))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.sdpg.alpha_init)))
+        if cfg.sdpg.fixed_sigma > 0:
+            self.actor.log_sigma.data.fill_(math.log(cfg.sdpg.fixed_sigma))
             self.actor.log_sigma.requires_grad_(False)
         self.to(device)
         actor_params = [p for p in self.actor.parameters() if p.requires_grad]
-        self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.algo.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.algo.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.algo.alpha_lr)
+        self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.sdpg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sdpg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sdpg.alpha_lr)
 
     @torch.no_grad()
     def policy(self, actor_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,57 +75,57 @@ class SDPGLearner(nn.Module):
         self, batch: RolloutStorage, frozen: RunningNormalizer, iteration: int, progress: float
     ) -> dict[str, float]:
         """One SDPG iteration's learning step; returns scalar metrics."""
-        algo = self.cfg.algo
+        hp = self.cfg.sdpg
         returns = self.returns(batch)
         critic_targets = (
             returns
-            if algo.returns == "td_lambda"
+            if hp.returns == "td_lambda"
             else td_lambda(
-                batch.rewards * algo.reward_scale,
+                batch.rewards * hp.reward_scale,
                 batch.next_values,
                 batch.dones,
-                algo.gamma,
-                algo.lam,
+                hp.gamma,
+                hp.lam,
             )
         )
         mu_star, log_sigma_star, stats = self.targets(batch, returns)
         metrics = self.update_actor(batch.actor_obs, mu_star, log_sigma_star, iteration, progress)
         metrics |= self.update_alpha()
         critic_obs = batch.critic_obs
-        if algo.critic_data == "nominal":
-            critic_obs = sdpg.group(critic_obs, algo.num_nominal)[:, :, 0]
-            critic_targets = sdpg.group(critic_targets, algo.num_nominal)[:, :, 0]
+        if hp.critic_data == "nominal":
+            critic_obs = sdpg.group(critic_obs, hp.num_nominal)[:, :, 0]
+            critic_targets = sdpg.group(critic_targets, hp.num_nominal)[:, :, 0]
         metrics |= self.update_critic(critic_obs, critic_targets, frozen, progress)
-        sdpg.soft_update(self.target_critic, self.critic, algo.target_coef)
+        sdpg.soft_update(self.target_critic, self.critic, hp.target_coef)
         stats["value_mean"] = batch.next_values.mean().item()
         stats["return_mean"] = critic_targets.mean().item()
         return metrics | stats
 
     def returns(self, batch: RolloutStorage) -> torch.Tensor:
-        """J [T, N] of a stored rollout (``algo.returns`` mode, rewards scaled)."""
-        algo = self.cfg.algo
+        """J [T, N] of a stored rollout (``sdpg.returns`` mode, rewards scaled)."""
+        hp = self.cfg.sdpg
         return compute_returns(
-            algo.returns,
-            batch.rewards * algo.reward_scale,
+            hp.returns,
+            batch.rewards * hp.reward_scale,
             batch.next_values,
             batch.dones,
-            algo.gamma,
-            algo.lam,
+            hp.gamma,
+            hp.lam,
         )
 
     def directions(
         self, batch: RolloutStorage, returns: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Ascent directions (d_mu, d_log_sigma), each [T, B, A], and the raw delta-J std."""
-        algo = self.cfg.algo
-        delta = sdpg.delta_j(sdpg.group(returns, algo.num_nominal))
+        hp = self.cfg.sdpg
+        delta = sdpg.delta_j(sdpg.group(returns, hp.num_nominal))
         active = None if self.active is None else self.active.to(delta.device)
         raw_std = sdpg.delta_j_std(delta, active).mean().item()
-        if algo.normalize_delta_j:
+        if hp.normalize_delta_j:
             delta = sdpg.normalize_delta_j(delta, active)
-        noise = sdpg.group(batch.noise, algo.num_nominal)
+        noise = sdpg.group(batch.noise, hp.num_nominal)
         d_mu, d_log_sigma = sdpg.ascent_directions(
-            delta, noise, batch.log_sigma.exp(), algo.top_k, active
+            delta, noise, batch.log_sigma.exp(), hp.top_k, active
         )
         return d_mu, d_log_sigma, raw_std
 
@@ -133,9 +133,9 @@ class SDPGLearner(nn.Module):
         self, batch: RolloutStorage, returns: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Improved actions (mu*, log_sigma*), each [T, B, A], from grouped returns."""
-        algo = self.cfg.algo
+        hp = self.cfg.sdpg
         d_mu, d_log_sigma, raw_std = self.directions(batch, returns)
-        nominal_action = sdpg.group(batch.actions, algo.num_nominal)[:, :, 0]
+        nominal_action = sdpg.group(batch.actions, hp.num_nominal)[:, :, 0]
         mu_star, log_sigma_star = sdpg.improved_targets(
             nominal_action,
             batch.log_sigma,
@@ -157,25 +157,25 @@ class SDPGLearner(nn.Module):
         progress: float,
     ) -> dict[str, float]:
         """Regress the actor onto the fixed targets (epochs x minibatches of Adam steps)."""
-        algo = self.cfg.algo
+        hp = self.cfg.sdpg
         for group in self.actor_opt.param_groups:
             group["lr"] = actor_lr(self.cfg, iteration, progress)
         obs = actor_obs.flatten(0, 1)
         mu_t, ls_t = mu_star.flatten(0, 1), log_sigma_star.flatten(0, 1)
-        alpha = self.log_alpha.exp().item() if algo.fixed_sigma <= 0 else 0.0
+        alpha = self.log_alpha.exp().item() if hp.fixed_sigma <= 0 else 0.0
         size = obs.shape[0]
-        chunk = math.ceil(size / algo.actor_minibatches)
-        for _ in range(algo.actor_epochs):
+        chunk = math.ceil(size / hp.actor_minibatches)
+        for _ in range(hp.actor_epochs):
             order = torch.randperm(size, device=self.device)
             for start in range(0, size, chunk):
                 idx = order[start : start + chunk]
                 mu, log_sigma = self.actor(obs[idx])
-                if algo.fixed_sigma > 0:
+                if hp.fixed_sigma > 0:
                     log_sigma = ls_t[idx]
                 loss, parts = sdpg.actor_loss(mu, log_sigma, mu_t[idx], ls_t[idx], alpha)
                 self.actor_opt.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.actor.parameters(), algo.grad_clip)
+                nn.utils.clip_grad_norm_(self.actor.parameters(), hp.grad_clip)
                 self.actor_opt.step()
         return {
             "actor_loss": loss.item(),
@@ -185,10 +185,10 @@ class SDPGLearner(nn.Module):
 
     def update_alpha(self) -> dict[str, float]:
         """Tune the entropy temperature toward the target std."""
-        algo = self.cfg.algo
+        hp = self.cfg.sdpg
         sigma = clamp_log_sigma(self.actor.log_sigma, self.cfg.action).exp()
-        if algo.auto_alpha and algo.fixed_sigma <= 0:
-            loss = sdpg.alpha_loss(self.log_alpha, sigma.mean(), algo.sigma_target)
+        if hp.auto_alpha and hp.fixed_sigma <= 0:
+            loss = sdpg.alpha_loss(self.log_alpha, sigma.mean(), hp.sigma_target)
             self.alpha_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.alpha_opt.step()
@@ -202,21 +202,21 @@ class SDPGLearner(nn.Module):
         progress: float,
     ) -> dict[str, float]:
         """Minibatch MSE regression of V(s_t) onto TD(lambda) targets over all N envs."""
-        algo = self.cfg.algo
+        hp = self.cfg.sdpg
         for group in self.critic_opt.param_groups:
             group["lr"] = critic_lr(self.cfg, progress)
         states = frozen(critic_obs.flatten(0, 1)).float()
         flat_targets = targets.flatten()
         size = states.shape[0]
         losses = []
-        for _ in range(algo.critic_epochs):
+        for _ in range(hp.critic_epochs):
             order = torch.randperm(size, device=self.device)
-            for start in range(0, size, algo.critic_minibatch):
-                idx = order[start : start + algo.critic_minibatch]
+            for start in range(0, size, hp.critic_minibatch):
+                idx = order[start : start + hp.critic_minibatch]
                 loss = sdpg.critic_loss(self.critic(states[idx]), flat_targets[idx])
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.critic.parameters(), algo.grad_clip)
+                nn.utils.clip_grad_norm_(self.critic.parameters(), hp.grad_clip)
                 self.critic_opt.step()
                 losses.append(loss.item())
         return {"critic_loss": sum(losses) / len(losses)}

@@ -33,10 +33,10 @@ class Trainer(TrainerBase):
 
     def __init__(self, cfg: Config, run_dir: str | Path, state: dict[str, Any] | None = None):
         super().__init__(cfg, run_dir)
-        algo = cfg.algo
-        self.group_size = algo.num_perturbations + 1
-        self.num_envs = algo.num_nominal * self.group_size
-        self.nominal_ids = np.arange(algo.num_nominal) * self.group_size
+        hp = cfg.sdpg
+        self.group_size = hp.num_perturbations + 1
+        self.num_envs = hp.num_nominal * self.group_size
+        self.nominal_ids = np.arange(hp.num_nominal) * self.group_size
         self.aux_ids = np.setdiff1d(np.arange(self.num_envs), self.nominal_ids)
         self.env = make_env(
             cfg.env.task, cfg.env, self.num_envs, self.nominal_ids, seed=cfg.run.seed
@@ -46,20 +46,20 @@ class Trainer(TrainerBase):
         self.noise_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
         self.storage = self._allocate()
         self.episodes = EpisodeTracker(
-            algo.num_nominal, max(algo.num_nominal, 20), self.spec.has_success
+            hp.num_nominal, max(hp.num_nominal, 20), self.spec.has_success
         )
-        self.steps_per_iteration = self.num_envs * algo.horizon
-        self.frames_per_iteration = algo.num_nominal * algo.horizon
+        self.steps_per_iteration = self.num_envs * hp.horizon
+        self.frames_per_iteration = hp.num_nominal * hp.horizon
         if state is not None:
             self._restore(state)
 
     def _allocate(self) -> RolloutStorage:
         """Storage sized for this config and spec."""
-        algo, spec = self.cfg.algo, self.spec
+        hp, spec = self.cfg.sdpg, self.spec
         pixels = spec.obs_mode == "pixels"
         return RolloutStorage.allocate(
-            algo.horizon,
-            algo.num_nominal,
+            hp.horizon,
+            hp.num_nominal,
             self.num_envs,
             tuple(spec.pixel_shape) if pixels else (spec.state_dim,),
             torch.uint8 if pixels else torch.float32,
@@ -70,11 +70,11 @@ class Trainer(TrainerBase):
 
     def collect(self) -> torch.nn.Module:
         """Sync auxiliaries to nominals and fill the storage; returns the frozen normaliser."""
-        algo, env, st = self.cfg.algo, self.env, self.storage
-        env.copy_state(np.repeat(self.nominal_ids, algo.num_perturbations), self.aux_ids)
+        hp, env, st = self.cfg.sdpg, self.env, self.storage
+        env.copy_state(np.repeat(self.nominal_ids, hp.num_perturbations), self.aux_ids)
         frozen = copy.deepcopy(self.learner.normalizer)
         obs = env.observe()
-        for t in range(algo.horizon):
+        for t in range(hp.horizon):
             start = time.perf_counter()
             nominal_obs = {"state": obs["state"][self.nominal_ids], "pixels": obs.get("pixels")}
             st.actor_obs[t] = actor_input(self.spec, nominal_obs, frozen, self.device)
@@ -91,7 +91,7 @@ class Trainer(TrainerBase):
             self.learner.normalizer.update(next_state[finite])
             self._timed("critic", start)
             done = self._handle_resets(result.terminated | result.truncated)
-            if t == algo.horizon - 1:
+            if t == hp.horizon - 1:
                 done[:] = True
             st.actions[t], st.noise[t], st.log_sigma[t] = action, noise, log_sigma
             st.rewards[t] = torch.from_numpy(result.reward)
@@ -104,13 +104,13 @@ class Trainer(TrainerBase):
         self, mu: torch.Tensor, log_sigma: torch.Tensor, t: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Group-broadcast (mu, sigma); a = clamp(mu + sigma eps), eps = 0 for nominal envs."""
-        algo, g = self.cfg.algo, self.group_size
+        hp, g = self.cfg.sdpg, self.group_size
         mu_n = mu.repeat_interleave(g, dim=0)
         sigma_n = log_sigma.exp().repeat_interleave(g, dim=0)
         mask = self.learner.active
         active = None if mask is None else mask[t]
         noise = sdpg.perturbation_noise(
-            algo.num_nominal, g, mu.shape[-1], self.noise_gen, algo.antithetic, active
+            hp.num_nominal, g, mu.shape[-1], self.noise_gen, hp.antithetic, active
         ).to(self.device)
         return clamp_mean(mu_n + sigma_n * noise, self.cfg.action), noise
 
@@ -268,9 +268,10 @@ class TrainingSession:
         checkpoint.remove_temporaries(latest.parent)
         state = checkpoint.load_training(latest)
         Policy.from_checkpoint(state, latest)  # its config, spec and weights are sound
-        cfg = from_dict(state["config"], f"{latest}: config")
+        config = state["config"]
         if device:
-            cfg.run.device = device
+            config = {**config, "run": {**config.get("run", {}), "device": device}}
+        cfg = from_dict(config, f"{latest}: config")
         try:
             trainer = make_trainer(cfg, run_dir, state)
         except (KeyError, RuntimeError, ValueError) as err:  # a state that does not fit

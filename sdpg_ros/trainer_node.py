@@ -108,7 +108,7 @@ class TrainerNode(Node):
         the thread that creates it."""
         task = declare(self, "task", "reacher", "registered task name (sdpg tasks)")
         config = declare(self, "config", "", "YAML applied after the task's defaults ('' = none)")
-        overrides = declare(self, "overrides", [], "KEY=VALUE overrides, e.g. algo.horizon=16")
+        overrides = declare(self, "overrides", [], "KEY=VALUE overrides, e.g. sdpg.horizon=16")
         out = declare(self, "out", "", "run directory ('' = runs/<task>-<time>)")
         resume = declare(self, "resume", "", "run directory to continue ('' = new run)")
         device = declare(self, "device", "", "cpu or cuda ('' = the config's)")

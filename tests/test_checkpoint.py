@@ -23,7 +23,7 @@ def test_a_format_1_checkpoint_loads_through_the_migrations():
         "log_sigma_min": -5.0,
         "log_sigma_max": 2.0,
     }
-    assert "mu_bound" not in data["config"]["algo"]
+    assert "algo" not in data["config"] and "mu_bound" not in data["config"]["sdpg"]
     assert Policy.load(OLD).spec.task == "reacher"
 
 

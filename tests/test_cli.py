@@ -29,8 +29,8 @@ def test_tasks_lists_every_task(capsys):
     ("args", "message"),
     [
         (["--task", "nope"], "unknown task 'nope'"),
-        (["--task", "reacher", "--set", "algo.horizn=3"], "algo.horizn: unknown key"),
-        (["--task", "reacher", "--set", "algo.horizon=abc"], "algo.horizon: expected an integer"),
+        (["--task", "reacher", "--set", "sdpg.horizn=3"], "sdpg.horizn: unknown key"),
+        (["--task", "reacher", "--set", "sdpg.horizon=abc"], "sdpg.horizon: expected an integer"),
         (["--task", "reacher", "--device", "cuda", "--iterations", "1"], "CUDA is not available"),
     ],
 )
@@ -63,9 +63,9 @@ def test_train_then_eval(tmp_path):
         str(out),
         "--no-progress",
         "--set",
-        "algo.num_nominal=2",
+        "sdpg.num_nominal=2",
         "--set",
-        "algo.num_perturbations=1",
+        "sdpg.num_perturbations=1",
         "--set",
         "run.video=false",
         "--set",

@@ -21,9 +21,9 @@ from sdpg_core.runner import TrainingSession, prepare_run_dir
 from sdpg_core.training import TrainerBase
 
 TINY = [
-    "algo.num_nominal=2",
-    "algo.num_perturbations=1",
-    "algo.horizon=4",
+    "sdpg.num_nominal=2",
+    "sdpg.num_perturbations=1",
+    "sdpg.horizon=4",
     "run.eval_episodes=2",
     "run.eval_interval=0",
     "run.video=false",
@@ -166,7 +166,7 @@ def crafted(tmp_path: Path, kind: str, good: Path) -> Path:
     elif kind == "spec":
         torch.save({**data, "spec": {"task": 3}}, path)
     elif kind == "config":
-        torch.save({**data, "config": {"algo": {"horizon": "x"}}}, path)
+        torch.save({**data, "config": {"sdpg": {"horizon": "x"}}}, path)
     return path
 
 
@@ -180,7 +180,7 @@ KINDS = {
     "shapes": "actor weights do not fit",
     "nan": "non-finite weights",
     "spec": "no valid env spec",
-    "config": "algo.horizon",
+    "config": "sdpg.horizon",
 }
 
 
@@ -238,7 +238,7 @@ def test_resume_from_a_deploy_only_file_says_what_to_do(tmp_path, policy_file):
         (["train", "--task", "reacher", "--minutes", "-1"], "run.minutes"),
         (["train", "--task", "reacher", "--iterations", "0"], "run.iterations"),
         (["train", "--task", "reacher", "--set", "run.checkpoint_interval=0"], "checkpoint_int"),
-        (["train", "--task", "reacher", "--set", "algo.actor_lr=nan"], "algo.actor_lr"),
+        (["train", "--task", "reacher", "--set", "sdpg.actor_lr=nan"], "sdpg.actor_lr"),
         (["resume", "NOWHERE"], "no checkpoints/latest.pt"),
     ],
 )

@@ -13,7 +13,7 @@ from sdpg_core.distill_runner import DistillTrainer, ReplayBuffer, Teacher
 from sdpg_core.policy import Policy
 from sdpg_core.runner import Trainer, TrainingSession
 
-SDPG_TINY = ["algo.num_nominal=2", "algo.num_perturbations=1", "algo.horizon=4"]
+SDPG_TINY = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
 PIXELS_TINY = ["env.image_size=32", "model.encoder_channels=8", "model.encoder_features=32"]
 
 

@@ -14,12 +14,12 @@ SPEC = EnvSpec("t", "state", 4, 2, None, 10, 0.1, (), False, ("a", "b"), "cam")
 
 def batch_with_aux_rewards(cfg: Config, aux_reward: float) -> RolloutStorage:
     """A rollout whose nominal envs earn 0 and whose auxiliaries earn ``aux_reward``."""
-    algo = cfg.algo
-    g = algo.num_perturbations + 1
+    hp = cfg.sdpg
+    g = hp.num_perturbations + 1
     st = RolloutStorage.allocate(
-        algo.horizon,
-        algo.num_nominal,
-        algo.num_nominal * g,
+        hp.horizon,
+        hp.num_nominal,
+        hp.num_nominal * g,
         (4,),
         torch.float32,
         4,
@@ -37,8 +37,8 @@ def batch_with_aux_rewards(cfg: Config, aux_reward: float) -> RolloutStorage:
 def test_critic_data_selects_the_critic_samples(critic_data, loss_above_1e4):
     """critic_data=nominal regresses V on the closed-loop (nominal) envs only."""
     cfg = Config()
-    cfg.algo.num_nominal, cfg.algo.num_perturbations, cfg.algo.horizon = 2, 3, 4
-    cfg.algo.critic_data = critic_data
+    cfg.sdpg.num_nominal, cfg.sdpg.num_perturbations, cfg.sdpg.horizon = 2, 3, 4
+    cfg.sdpg.critic_data = critic_data
     learner = SDPGLearner(cfg, SPEC, torch.device("cpu"))
     batch = batch_with_aux_rewards(cfg, aux_reward=1000.0)
     metrics = learner.update(batch, RunningNormalizer(4), iteration=0, progress=0.0)

@@ -132,7 +132,7 @@ def test_ppo_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_sdpg_records_cpu_time(tmp_path):
-    overrides = ["algo.num_nominal=2", "algo.num_perturbations=1", "algo.horizon=4"]
+    overrides = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
     trainer = make_trainer(resolve("reacher_state", overrides=overrides), tmp_path)
     assert isinstance(trainer, Trainer)
     first, second = trainer.train_iteration(), trainer.train_iteration()

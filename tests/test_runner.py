@@ -8,10 +8,10 @@ from sdpg_core.config import ConfigError, resolve
 from sdpg_core.runner import Trainer
 
 ONE_STEP = [
-    "algo.perturbation=one_step",
-    "algo.num_nominal=2",
-    "algo.num_perturbations=8",
-    "algo.horizon=4",
+    "sdpg.perturbation=one_step",
+    "sdpg.num_nominal=2",
+    "sdpg.num_perturbations=8",
+    "sdpg.horizon=4",
     "run.video=false",
 ]
 
@@ -20,7 +20,7 @@ def test_one_step_auxiliaries_follow_their_nominal_until_their_step(tmp_path):
     """Aux j is its nominal's exact copy up to step (j - 1) % T and diverges after it."""
     trainer = Trainer(resolve("cartpole_swingup_state", overrides=ONE_STEP), tmp_path)
     trainer.collect()
-    st, b = trainer.storage, trainer.cfg.algo.num_nominal
+    st, b = trainer.storage, trainer.cfg.sdpg.num_nominal
     states, noise = sdpg.group(st.critic_obs, b), sdpg.group(st.noise, b)
     active = sdpg.one_step_mask(9, 4)
     trainer.close()
@@ -32,7 +32,7 @@ def test_one_step_auxiliaries_follow_their_nominal_until_their_step(tmp_path):
         assert not same[step + 1 :].any(), (j, same)
 
 
-@pytest.mark.parametrize("bad", [["algo.num_perturbations=6"], ["algo.top_k=2"]])
+@pytest.mark.parametrize("bad", [["sdpg.num_perturbations=6"], ["sdpg.top_k=2"]])
 def test_one_step_layout_is_checked(bad):
     with pytest.raises(ConfigError, match="one_step"):
         resolve("cartpole_swingup_state", overrides=[*ONE_STEP, *bad])

@@ -13,9 +13,9 @@ from sdpg_core.policy import Policy
 from sdpg_core.runner import Trainer, TrainingSession
 
 TINY = [
-    "algo.num_nominal=4",
-    "algo.num_perturbations=3",
-    "algo.horizon=8",
+    "sdpg.num_nominal=4",
+    "sdpg.num_perturbations=3",
+    "sdpg.horizon=8",
     "env.image_size=32",
     "model.encoder_channels=8",
     "model.encoder_features=32",
@@ -72,7 +72,7 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
     session.step()
     path = session.save("latest.pt")
     data = torch.load(path, weights_only=True)
-    assert data["spec"]["task"] == "reacher" and data["config"]["algo"]["horizon"] == 8
+    assert data["spec"]["task"] == "reacher" and data["config"]["sdpg"]["horizon"] == 8
     obs = session.trainer.env.observe()
     live = session.trainer.policy().act({"pixels": obs["pixels"]})
     loaded = Policy.load(path).act({"pixels": obs["pixels"]})

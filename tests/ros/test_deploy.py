@@ -107,7 +107,7 @@ def test_trained_policy_reaches_over_ros_as_in_process(tmp_path):
 
 
 def test_train_with_live_evaluation_hot_reloads(tmp_path, capsys):
-    tiny = ["algo.num_nominal=2", "algo.num_perturbations=1", "algo.horizon=4"]
+    tiny = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
     tiny += ["env.image_size=32", "model.encoder_channels=4", "model.encoder_features=16"]
     tiny += ["run.checkpoint_interval=2", "run.eval_episodes=2", "run.video=false"]
     argv = ["train", "--task", "reacher", "--iterations", "40", "--out", str(tmp_path / "run")]
@@ -120,8 +120,8 @@ def test_train_with_live_evaluation_hot_reloads(tmp_path, capsys):
 
 
 def test_configuration_errors_exit_2(capsys):
-    assert cli.main(["train", "--task", "reacher", "--set", "algo.horizonn=3"]) == 2
-    assert "algo.horizonn" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "reacher", "--set", "sdpg.horizonn=3"]) == 2
+    assert "sdpg.horizonn" in capsys.readouterr().err
     assert cli.main(["deploy", "--checkpoint", "/nonexistent.pt"]) == 2
 
 

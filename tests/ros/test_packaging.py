@@ -250,7 +250,7 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
         ({"minutes": "nan"}, "'minutes'"),
         ({"device": "tpu"}, "'device'"),
         ({"params_file": "/nonexistent.yaml"}, "'params_file'"),
-        ({"overrides": "algo.horizonn=3"}, "algo.horizonn"),
+        ({"overrides": "sdpg.horizonn=3"}, "sdpg.horizonn"),
         ({"task": "cartpole_swingup", "eval_in_sim": "true"}, "'robot'"),
     ],
 )

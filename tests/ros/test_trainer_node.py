@@ -19,9 +19,9 @@ from sdpg_ros.common import LATCHED_QOS, ParameterError
 from sdpg_ros.trainer_node import TrainerNode, progress_line
 
 TINY = [
-    "algo.num_nominal=2",
-    "algo.num_perturbations=3",
-    "algo.horizon=4",
+    "sdpg.num_nominal=2",
+    "sdpg.num_perturbations=3",
+    "sdpg.horizon=4",
     "env.image_size=32",
     "model.encoder_channels=8",
     "model.encoder_features=32",
@@ -130,11 +130,11 @@ def test_save_and_stop_services(graph, tmp_path):
 
 
 def test_bad_configuration_names_the_problem(graph, tmp_path):
-    with pytest.raises(ParameterError, match=r"algo\.horizonn") as raised:
+    with pytest.raises(ParameterError, match=r"sdpg\.horizonn") as raised:
         TrainerNode(
             context=graph.context,
             parameter_overrides=[
-                Parameter("overrides", value=["algo.horizonn=3"]),
+                Parameter("overrides", value=["sdpg.horizonn=3"]),
                 Parameter("out", value=str(tmp_path / "bad")),
             ],
         )
