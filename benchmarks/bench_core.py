@@ -17,7 +17,7 @@ import numpy as np
 
 from sdpg_core.config import resolve
 from sdpg_core.envs.registry import make_env
-from sdpg_core.runner import Trainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,7 +50,7 @@ def render_rate(cfg, count: int, repeats: int) -> float:
 def sdpg_iterations(cfg, iterations: int) -> dict[str, float]:
     """Mean time split of full SDPG iterations and the rollout env-steps/s."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, tmp)
+        trainer = SDPGTrainer(cfg, tmp)
         trainer.train_iteration()  # warm-up (allocations, first GL frame)
         totals: dict[str, float] = {}
         wall = 0.0

@@ -60,13 +60,13 @@ def overrides(algo: str, envs: int, args: argparse.Namespace) -> list[str]:
 
 def trainer_class(algo: str) -> type:
     """The trainer of ``algo``; SDPG's runner is imported either way (same baseline)."""
-    from sdpg_core.runner import Trainer
+    from sdpg_core.trainers.sdpg import SDPGTrainer
 
     if algo == "ppo":
-        from sdpg_core.ppo_runner import PPOTrainer
+        from sdpg_core.trainers.ppo import PPOTrainer
 
         return PPOTrainer
-    return Trainer
+    return SDPGTrainer
 
 
 def _children(obj: Any) -> list[Any]:
@@ -160,8 +160,8 @@ def measure(algo: str, envs: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_child(algo: str, envs: int, args: argparse.Namespace) -> dict[str, Any] | str:
     """``measure`` in a fresh interpreter; a failure returns ``"unavailable: <reason>"``."""
-    if algo == "ppo" and importlib.util.find_spec("sdpg_core.ppo_runner") is None:
-        return "unavailable: sdpg_core.ppo_runner (PPOTrainer) does not exist"
+    if algo == "ppo" and importlib.util.find_spec("sdpg_core.trainers.ppo") is None:
+        return "unavailable: sdpg_core.trainers.ppo (PPOTrainer) does not exist"
     command = [sys.executable, str(Path(__file__).resolve()), "--child", algo, str(envs)]
     command += child_args(args)
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from common import add_common_args, write_results
 
 from sdpg_core import checkpoint
 from sdpg_core.config import Config, from_dict, resolve, with_overrides
-from sdpg_core.runner import Trainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 SMOKE_SETS = ["env.image_size=32", "sdpg.horizon=4", "sdpg.num_nominal=2"]
 LEARNER_PARTS = ("actor", "critic", "target_critic", "normalizer")
@@ -49,13 +49,13 @@ def layout(base: Config, name: str, perturbations: int) -> Config:
     )
 
 
-def ascent_direction(trainer: Trainer) -> torch.Tensor:
+def ascent_direction(trainer: SDPGTrainer) -> torch.Tensor:
     """d_mu [T, B, A] of the rollout held in the trainer's storage (the learner's own maths)."""
     learner, batch = trainer.learner, trainer.storage
     return learner.directions(batch, learner.returns(batch))[0]
 
 
-def split_half(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+def split_half(trainer: SDPGTrainer) -> tuple[torch.Tensor, torch.Tensor]:
     """Two d_mu estimates from one start state with independent noise."""
     env_state = copy.deepcopy(trainer.env.state_dict())
     normalizer = copy.deepcopy(trainer.learner.normalizer.state_dict())
@@ -71,7 +71,7 @@ def split_half(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
 
 def reliability(cfg: Config, state: dict[str, Any] | None, warmup: int, pairs: int) -> float:
     """Correlation of paired d_mu estimates over ``pairs`` rollouts after ``warmup`` ones."""
-    trainer = Trainer(cfg, tempfile.mkdtemp(prefix="reliability-"))
+    trainer = SDPGTrainer(cfg, tempfile.mkdtemp(prefix="reliability-"))
     if state is not None:
         for name in LEARNER_PARTS:
             getattr(trainer.learner, name).load_state_dict(state[name])

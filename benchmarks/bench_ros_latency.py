@@ -31,11 +31,11 @@ def make_checkpoint(path: Path, size: int) -> Path:
     """An (untrained) reacher pixel policy at ``size`` x ``size``: latency ignores the weights."""
     from sdpg_core import checkpoint
     from sdpg_core.config import resolve
-    from sdpg_core.runner import Trainer
+    from sdpg_core.trainers.sdpg import SDPGTrainer
 
     overrides = [f"env.image_size={size}", "sdpg.num_nominal=1", "sdpg.num_perturbations=0"]
-    trainer = Trainer(resolve("reacher", overrides=overrides), path.parent)
-    checkpoint.save(trainer.checkpoint_payload(), path)
+    trainer = SDPGTrainer(resolve("reacher", overrides=overrides), path.parent)
+    checkpoint.save(trainer.state_dict(), path)
     trainer.close()
     return path
 

@@ -2,7 +2,7 @@
 
 Two sweeps of full SDPG iterations (rollout + update) on the task's config (reacher: the CPU
 config, 64x64 pixels, T=16): P over ``--ps`` at B = ``--fixed-b``, and B over ``--bs`` at
-P = ``--fixed-p``. Every point has its own ``Trainer``, all alive at once, iterated round-robin
+P = ``--fixed-p``. Every point has its own ``SDPGTrainer``, all alive at once, iterated round-robin
 (so load drift on a shared machine hits every point alike): ``--warmup`` untimed rounds, then
 the median of ``--iterations`` timed ones per point (and the medians of its update and of the
 rest, the rollout). Rendering and the CNN scale with B; only physics and the small critic and
@@ -28,19 +28,19 @@ from typing import Any
 from common import add_common_args, write_results
 
 from sdpg_core.config import resolve
-from sdpg_core.runner import Trainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 SMOKE = {"ps": [0, 3], "bs": [2, 4], "fixed_b": 2, "fixed_p": 3, "warmup": 1, "iterations": 2}
 SMOKE_SETS = ["env.image_size=32", "sdpg.horizon=4", "sdpg.actor_epochs=1"]
 
 
-def build(task: str, sets: list[str], b: int, p: int, run_dir: Path) -> Trainer:
+def build(task: str, sets: list[str], b: int, p: int, run_dir: Path) -> SDPGTrainer:
     """A fresh SDPG trainer with B nominal envs and P auxiliaries each."""
     cfg = resolve(task, overrides=[*sets, f"sdpg.num_nominal={b}", f"sdpg.num_perturbations={p}"])
-    return Trainer(cfg, run_dir)
+    return SDPGTrainer(cfg, run_dir)
 
 
-def time_rounds(trainers: dict[tuple[int, int], Trainer], args: argparse.Namespace) -> dict:
+def time_rounds(trainers: dict[tuple[int, int], SDPGTrainer], args: argparse.Namespace) -> dict:
     """Round-robin iterations of every trainer; timed (total, update) seconds per point."""
     timed: dict[tuple[int, int], list[tuple[float, float]]] = {key: [] for key in trainers}
     for round_ in range(args.warmup + args.iterations):

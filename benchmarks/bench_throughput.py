@@ -1,6 +1,6 @@
 """SDPG rollout throughput against the floor set by its parts, measured in the same run.
 
-The rollout (``Trainer.collect()``: sync the auxiliaries, then T steps of all N = B(P+1) envs)
+The rollout (``SDPGTrainer.collect()``: sync the auxiliaries, then T steps of all N = B(P+1) envs)
 is timed against its three irreducible parts, each timed alone over the same T steps (the four
 timed round-robin, ``--warmup`` untimed rounds then ``--iterations`` timed ones, medians):
   physics  ``env.step`` of a physics-only env of all N envs (reward, observation included);
@@ -31,7 +31,7 @@ from sdpg_core.config import Config, resolve
 from sdpg_core.envs.mujoco_env import MujocoBatchEnv
 from sdpg_core.envs.registry import make_env
 from sdpg_core.policy import actor_input
-from sdpg_core.runner import Trainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 SMOKE_SETS = [
     "env.image_size=32",
@@ -67,7 +67,7 @@ def render_steps(cfg: Config, env: MujocoBatchEnv) -> Callable[[], None]:
     return steps
 
 
-def actor_steps(trainer: Trainer) -> Callable[[], None]:
+def actor_steps(trainer: SDPGTrainer) -> Callable[[], None]:
     """T nominal actor forward passes (input conversion included) on the trainer's pixels."""
     obs = trainer.env.observe()
     nominal = {"state": obs["state"][trainer.nominal_ids], "pixels": obs.get("pixels")}
@@ -86,7 +86,7 @@ def measure(cfg: Config, args: argparse.Namespace) -> dict[str, float]:
     hp = cfg.sdpg
     num_envs = hp.num_nominal * (hp.num_perturbations + 1)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, tmp)
+        trainer = SDPGTrainer(cfg, tmp)
         physics_env = make_env(cfg.env.task, cfg.env, num_envs, render=False, seed=cfg.run.seed)
         render_env = make_env(cfg.env.task, cfg.env, hp.num_nominal, seed=cfg.run.seed)
         parts = {

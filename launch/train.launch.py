@@ -55,8 +55,7 @@ def number(arg: dict, name: str, kind: type) -> int | float:
 
 def check(arg: dict):
     """Validate the arguments; returns the resolved training config."""
-    from sdpg_core.cli import resolve_train_config
-    from sdpg_core.runner import check_run_dir
+    from sdpg_core.session import check_run_dir, resolve_train_config
     from sdpg_ros.cli import check_params_file, check_task
 
     for flag in ("eval_in_sim", "overwrite"):

@@ -6,10 +6,9 @@ import argparse
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
-from sdpg_core.config import ALGOS, ConfigError, resolve
+from sdpg_core.config import ALGOS, ConfigError
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -87,6 +86,8 @@ def cmd_tasks(_: argparse.Namespace) -> int:
 
 def train_config(args: argparse.Namespace):
     """Resolve the config of ``sdpg train`` from task YAML, --config and flags."""
+    from sdpg_core.session import resolve_train_config
+
     return resolve_train_config(
         args.task,
         args.config,
@@ -97,34 +98,6 @@ def train_config(args: argparse.Namespace):
         args.minutes,
         args.algo,
     )
-
-
-def resolve_train_config(
-    task: str,
-    config_file: str | None = None,
-    overrides: list[str] | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    iterations: int | None = None,
-    minutes: float | None = None,
-    algo: str | None = None,
-):
-    """Task YAML, then ``config_file``, then ``overrides``, then the explicit flags."""
-    from sdpg_core.envs.registry import get_task
-
-    get_task(task)
-    overrides = list(overrides or [])
-    if algo:
-        overrides.append(f"run.algo={algo}")
-    if device:
-        overrides.append(f"run.device={device}")
-    if seed is not None:
-        overrides.append(f"run.seed={seed}")
-    if iterations is not None:
-        overrides.append(f"run.iterations={iterations}")
-    if minutes is not None:
-        overrides.append(f"run.minutes={minutes}")
-    return resolve(task, config_file, overrides)
 
 
 def run_session(session, show_progress: bool) -> int:
@@ -171,25 +144,19 @@ def summary_line(summary: dict) -> str:
     return " ".join(parts)
 
 
-def default_run_dir(task: str, algo: str = "sdpg") -> str:
-    """runs/<task>-<local time> (runs/<task>-<algo>-<local time> for the baselines)."""
-    name = task if algo == "sdpg" else f"{task}-{algo}"
-    return f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train from scratch."""
-    from sdpg_core.runner import TrainingSession
+    from sdpg_core.session import TrainingSession, default_run_dir
 
     cfg = train_config(args)
-    out = args.out or default_run_dir(args.task, cfg.run.algo)
+    out = args.out or default_run_dir(cfg)
     session = TrainingSession.start(cfg, out, overwrite=args.overwrite)
     return run_session(session, not args.no_progress)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue a run (with the algorithm of its checkpoint's config)."""
-    from sdpg_core.runner import TrainingSession
+    from sdpg_core.session import TrainingSession
 
     return run_session(TrainingSession.resume(args.run_dir, args.device), not args.no_progress)
 

@@ -24,12 +24,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.validate_namespace import validate_namespace
 
-from sdpg_core.cli import add_train_arguments, resolve_train_config
+from sdpg_core.cli import add_train_arguments
 from sdpg_core.config import ConfigError
 from sdpg_core.envs.registry import get_task
 from sdpg_core.evaluate import EVAL_SEED
 from sdpg_core.policy import Policy, base_task, read_metadata, robot_misfit
 from sdpg_core.robot import load_robot
+from sdpg_core.session import resolve_train_config
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
 

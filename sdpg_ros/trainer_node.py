@@ -32,9 +32,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from sdpg_core import checkpoint
-from sdpg_core.cli import default_run_dir, resolve_train_config
 from sdpg_core.config import ConfigError
-from sdpg_core.runner import TrainingSession, check_run_dir
+from sdpg_core.session import TrainingSession, check_run_dir, default_run_dir, resolve_train_config
 from sdpg_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -143,7 +142,7 @@ class TrainerNode(Node):
             )
         except (ConfigError, KeyError, ValueError, RuntimeError, FileNotFoundError) as err:
             raise ParameterError(f"trainer configuration: {err}") from err
-        run_dir = out or default_run_dir(task)
+        run_dir = out or default_run_dir(cfg)
         try:
             check_run_dir(Path(run_dir), overwrite)
         except FileExistsError as err:
@@ -190,8 +189,7 @@ class TrainerNode(Node):
 
     def _save_live(self) -> None:
         """Write the current policy (deploy-only) as checkpoints/live.pt and announce it."""
-        payload = self.session.trainer.checkpoint_payload()
-        policy = {k: payload[k] for k in checkpoint.POLICY_KEYS if k in payload}
+        policy = self.session.trainer.policy_state_dict()
         self._on_checkpoint(
             checkpoint.save(policy, self.session.run_dir / "checkpoints" / "live.pt")
         )

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sdpg_core.cli import main, resolve_train_config
+from sdpg_core.cli import main
 from sdpg_core.config import resolve
 from sdpg_core.logger import MetricsLogger, read_metrics
-from sdpg_core.runner import TrainingSession, prepare_run_dir
-from sdpg_core.training import TrainerBase
+from sdpg_core.session import TrainingSession, prepare_run_dir, resolve_train_config
+from sdpg_core.trainers.base import TrainerBase
 
 TINY = [
     "sdpg.num_nominal=2",

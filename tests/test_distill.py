@@ -9,9 +9,10 @@ import torch
 from sdpg_core import checkpoint
 from sdpg_core.cli import main
 from sdpg_core.config import ConfigError, resolve
-from sdpg_core.distill_runner import DistillTrainer, ReplayBuffer, Teacher
 from sdpg_core.policy import Policy
-from sdpg_core.runner import Trainer, TrainingSession
+from sdpg_core.session import TrainingSession
+from sdpg_core.trainers.distill import DistillTrainer, ReplayBuffer, Teacher
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 SDPG_TINY = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
 PIXELS_TINY = ["env.image_size=32", "model.encoder_channels=8", "model.encoder_features=32"]
@@ -38,10 +39,10 @@ def distill_overrides(teacher) -> list[str]:
 
 def save_trainer(task: str, path, overrides: list[str], iterations: int = 0):
     """Train an SDPG policy for a few iterations and write its checkpoint to ``path``."""
-    trainer = Trainer(resolve(task, overrides=overrides), path.parent / f"{path.stem}-run")
+    trainer = SDPGTrainer(resolve(task, overrides=overrides), path.parent / f"{path.stem}-run")
     for _ in range(iterations):
         trainer.train_iteration()
-    checkpoint.save(trainer.checkpoint_payload(), path)
+    checkpoint.save(trainer.state_dict(), path)
     trainer.close()
     return path
 

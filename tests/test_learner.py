@@ -5,9 +5,9 @@ import torch
 
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.learner import SDPGLearner
 from sdpg_core.obs import RunningNormalizer
 from sdpg_core.storage import RolloutStorage
+from sdpg_core.trainers.sdpg_learner import SDPGLearner
 
 SPEC = EnvSpec("t", "state", 4, 2, None, 10, 0.1, (), False, ("a", "b"), "cam")
 

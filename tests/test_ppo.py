@@ -13,8 +13,10 @@ from sdpg_core.cli import build_parser, main, train_config
 from sdpg_core.config import ConfigError, resolve
 from sdpg_core.evaluate import evaluate
 from sdpg_core.policy import Policy
-from sdpg_core.ppo_runner import PPOTrainer
-from sdpg_core.runner import Trainer, TrainingSession, make_trainer
+from sdpg_core.session import TrainingSession
+from sdpg_core.trainers import make_trainer
+from sdpg_core.trainers.ppo import PPOTrainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 TINY_PPO = [
     "run.algo=ppo",
@@ -134,10 +136,10 @@ def test_ppo_resume_matches_uninterrupted_run(tmp_path):
 def test_sdpg_records_cpu_time(tmp_path):
     overrides = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
     trainer = make_trainer(resolve("reacher_state", overrides=overrides), tmp_path)
-    assert isinstance(trainer, Trainer)
+    assert isinstance(trainer, SDPGTrainer)
     first, second = trainer.train_iteration(), trainer.train_iteration()
     assert 0.0 < first["cpu_time_s"] < second["cpu_time_s"] and second["algo"] == "sdpg"
-    assert trainer.checkpoint_payload()["cpu_time_s"] == second["cpu_time_s"]
+    assert trainer.state_dict()["cpu_time_s"] == second["cpu_time_s"]
     trainer.close()
 
 

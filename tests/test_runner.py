@@ -5,7 +5,7 @@ import torch
 
 from sdpg_core.algorithm import sdpg
 from sdpg_core.config import ConfigError, resolve
-from sdpg_core.runner import Trainer
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 ONE_STEP = [
     "sdpg.perturbation=one_step",
@@ -18,7 +18,7 @@ ONE_STEP = [
 
 def test_one_step_auxiliaries_follow_their_nominal_until_their_step(tmp_path):
     """Aux j is its nominal's exact copy up to step (j - 1) % T and diverges after it."""
-    trainer = Trainer(resolve("cartpole_swingup_state", overrides=ONE_STEP), tmp_path)
+    trainer = SDPGTrainer(resolve("cartpole_swingup_state", overrides=ONE_STEP), tmp_path)
     trainer.collect()
     st, b = trainer.storage, trainer.cfg.sdpg.num_nominal
     states, noise = sdpg.group(st.critic_obs, b), sdpg.group(st.noise, b)

@@ -10,7 +10,8 @@ from sdpg_core import checkpoint
 from sdpg_core.config import resolve
 from sdpg_core.evaluate import evaluate
 from sdpg_core.policy import Policy
-from sdpg_core.runner import Trainer, TrainingSession
+from sdpg_core.session import TrainingSession
+from sdpg_core.trainers.sdpg import SDPGTrainer
 
 TINY = [
     "sdpg.num_nominal=4",
@@ -154,7 +155,7 @@ def test_short_reacher_training_improves_return(tmp_path):
         "reacher_state",
         overrides=["run.iterations=300", "run.minutes=0", "run.eval_interval=0", "run.video=false"],
     )
-    trainer = Trainer(cfg, tmp_path)
+    trainer = SDPGTrainer(cfg, tmp_path)
     before = evaluate(trainer.policy(), 32)
     for _ in range(cfg.run.iterations):
         trainer.train_iteration()

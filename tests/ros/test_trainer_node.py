@@ -12,9 +12,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from sdpg_core.cli import resolve_train_config
 from sdpg_core.policy import Policy
-from sdpg_core.runner import TrainingSession
+from sdpg_core.session import TrainingSession, resolve_train_config
 from sdpg_ros.common import LATCHED_QOS, ParameterError
 from sdpg_ros.trainer_node import TrainerNode, progress_line
 

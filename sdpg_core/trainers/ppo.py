@@ -1,4 +1,4 @@
-"""PPO baseline from pixels (Schulman et al., 2017), with the Trainer interface of SDPG's runner.
+"""PPO baseline from pixels (Schulman et al., 2017), a trainer like SDPG's (``trainers.base``).
 
 Every env renders and runs the visual actor (``models.Actor``, shared with SDPG). The critic is
 asymmetric: it sees the privileged low-dim state through the running normaliser (the
@@ -28,8 +28,8 @@ from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor, Critic
 from sdpg_core.obs import RunningNormalizer
-from sdpg_core.policy import Policy, actor_input
-from sdpg_core.training import EpisodeTracker, TrainerBase
+from sdpg_core.policy import actor_input
+from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 
 
 @dataclass
@@ -69,7 +69,7 @@ class PPOBatch:
 class PPOTrainer(TrainerBase):
     """Runs PPO iterations: rollout of every env, GAE, K epochs of clipped-surrogate minibatches."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path, state: dict[str, Any] | None = None):
+    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
         super().__init__(cfg, run_dir)
         hp = cfg.ppo
         self.env = make_env(cfg.env.task, cfg.env, hp.num_envs, seed=cfg.run.seed)
@@ -80,12 +80,18 @@ class PPOTrainer(TrainerBase):
         self.normalizer = RunningNormalizer(spec.state_dim).to(self.device)
         params = [*self.actor.parameters(), *self.critic.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=hp.lr, eps=1e-5)
-        self.noise_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
         self.batch = PPOBatch.allocate(hp.horizon, hp.num_envs, spec, self.device)
         self.episodes = EpisodeTracker(hp.num_envs, max(hp.num_envs, 20), spec.has_success)
         self.steps_per_iteration = self.frames_per_iteration = hp.num_envs * hp.horizon
-        if state is not None:
-            self._restore(state)
+
+    def stateful(self) -> dict[str, Any]:
+        """Networks, normaliser and the one optimiser."""
+        return {
+            "actor": self.actor,
+            "critic": self.critic,
+            "normalizer": self.normalizer,
+            "optimizer": self.optimizer,
+        }
 
     def _distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_sigma) [n, A] of the actor, log_sigma clamped to the action bounds."""
@@ -99,7 +105,7 @@ class PPOTrainer(TrainerBase):
         b.actor_obs[t] = actor_input(self.spec, obs, frozen, self.device)
         b.states[t] = torch.from_numpy(obs["state"])
         mu, log_sigma = self._distribution(b.actor_obs[t])
-        noise = torch.randn(mu.shape, generator=self.noise_gen).to(self.device)
+        noise = torch.randn(mu.shape, generator=self.generator).to(self.device)
         b.actions[t] = mu + log_sigma.exp() * noise
         b.log_probs[t] = ppo.gaussian_log_prob(b.actions[t], mu, log_sigma)
         return env_action(b.actions[t], self.cfg.action).cpu().numpy()
@@ -122,15 +128,10 @@ class PPOTrainer(TrainerBase):
             b.next_states[t], b.rewards[t] = next_state, torch.from_numpy(result.reward)
             b.terminated[t] = torch.from_numpy(result.terminated)
             b.dones[t] = torch.from_numpy(done)
-            self._track(result, done)
+            self._track(result)
             env.reset(np.flatnonzero(done))
             obs = env.observe()
         return frozen
-
-    def _track(self, result, done: np.ndarray) -> None:
-        """Episode statistics of every env."""
-        success = result.info["success"] if self.spec.has_success else None
-        self.episodes.add(result.reward, result.info["reward_terms"], done, success)
 
     @torch.no_grad()
     def advantages(self, frozen: RunningNormalizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,31 +228,3 @@ class PPOTrainer(TrainerBase):
             "approx_kl": ppo.approx_kl(log_ratio.detach()).item(),
             "clip_fraction": ((ratio - 1.0).abs() > hp.clip).float().mean().item(),
         }
-
-    def policy(self) -> Policy:
-        """The current actor as a deployable policy (shares weights, no copy)."""
-        return Policy(self.cfg, self.spec, self.actor, self.normalizer, self.device)
-
-    def checkpoint_payload(self) -> dict[str, Any]:
-        """Everything needed to deploy or resume (weights_only-loadable)."""
-        return {
-            "config": self.cfg.to_dict(),
-            "spec": self.spec.to_dict(),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            **self.counters(),
-            **self.rng_state(self.noise_gen),
-            "env": self.env.state_dict(),
-            "episodes": self.episodes.state_dict(),
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Load networks, optimiser, counters, RNGs, envs and episode statistics."""
-        for name in ("actor", "critic", "normalizer", "optimizer"):
-            getattr(self, name).load_state_dict(state[name])
-        self.restore_counters(state)
-        self.restore_rng(state, self.noise_gen)
-        self.env.load_state_dict(state["env"])
-        self.episodes.load_state_dict(state["episodes"])

@@ -1,4 +1,5 @@
-"""What every algorithm's trainer shares: episode statistics, counters, clocks and budget."""
+"""What every algorithm's trainer shares: episode statistics, counters, clocks, RNGs, the
+deployable policy and the checkpoint state built from one mapping of stateful parts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from sdpg_core.config import Config
+from sdpg_core.envs.base import StepResult
 from sdpg_core.models import resolve_device
 from sdpg_core.policy import Policy
 
@@ -82,10 +84,11 @@ class EpisodeTracker:
 
 
 class TrainerBase(abc.ABC):
-    """Seeding, device, counters, wall and process CPU clocks, budget, record and preview.
+    """Seeding, device, counters, clocks, RNGs, episode tracking, policy and checkpoint state.
 
-    Subclasses set ``env``, ``spec``, ``episodes``, ``steps_per_iteration`` (env steps) and
-    ``frames_per_iteration`` (steps of the envs the actor drives) and implement ``_iterate``.
+    Subclasses build ``env``, ``spec``, ``actor``, ``normalizer``, ``episodes``,
+    ``steps_per_iteration`` (env steps) and ``frames_per_iteration`` (steps of the envs the
+    actor drives), name their learned state in ``stateful`` and implement ``_iterate``.
     """
 
     def __init__(self, cfg: Config, run_dir: str | Path) -> None:
@@ -94,6 +97,7 @@ class TrainerBase(abc.ABC):
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         self.device = resolve_device(cfg.run.device)
+        self.generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # the algorithm's noise
         self.iteration, self.env_steps = 0, 0
         self.wall_time, self.cpu_time = 0.0, 0.0
         self.best_score = -float("inf")
@@ -104,18 +108,21 @@ class TrainerBase(abc.ABC):
         """Collect and learn once; returns the algorithm's scalar metrics."""
 
     @abc.abstractmethod
-    def policy(self) -> Policy:
-        """The current actor as a deployable policy (shares weights, no copy)."""
-
-    @abc.abstractmethod
-    def checkpoint_payload(self) -> dict[str, Any]:
-        """Everything needed to deploy or resume (weights_only-loadable)."""
+    def stateful(self) -> dict[str, Any]:
+        """Name -> module, optimiser or tensor: the learned state a checkpoint holds."""
 
     def _timed(self, name: str, start: float) -> float:
         """Add the time since ``start`` to timer ``name``; return now."""
         now = time.perf_counter()
         self.timers[name] += now - start
         return now
+
+    def _track(self, result: StepResult, ids: np.ndarray | slice = slice(None)) -> None:
+        """Episode statistics of the envs ``ids`` (forced horizon ends are not episode ends)."""
+        ended = (result.terminated | result.truncated)[ids]
+        success = result.info["success"][ids] if self.spec.has_success else None
+        terms = {k: v[ids] for k, v in result.info["reward_terms"].items()}
+        self.episodes.add(result.reward[ids], terms, ended, success)
 
     def train_iteration(self) -> dict[str, Any]:
         """One iteration; returns its metrics record (wall and process CPU time accumulated)."""
@@ -148,41 +155,61 @@ class TrainerBase(abc.ABC):
             **timers,
         }
 
-    def counters(self) -> dict[str, Any]:
-        """Iteration, env steps, clocks and best score, for checkpoints."""
-        return {
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "wall_time_s": self.wall_time,
-            "cpu_time_s": self.cpu_time,
-            "best_score": self.best_score,
-        }
-
-    def restore_counters(self, state: dict[str, Any]) -> None:
-        """Inverse of ``counters`` (checkpoints without ``cpu_time_s`` restart that clock)."""
-        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
-        self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
-        self.cpu_time = float(state.get("cpu_time_s", 0.0))
-
-    def rng_state(self, generator: torch.Generator) -> dict[str, Any]:
-        """Global torch, ``generator`` and CUDA RNG states, for checkpoints."""
-        return {
-            "torch_rng": torch.get_rng_state(),
-            "noise_rng": generator.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-        }
-
-    def restore_rng(self, state: dict[str, Any], generator: torch.Generator) -> None:
-        """Inverse of ``rng_state``."""
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["noise_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-
     def progress(self) -> float:
         """Fraction of the iteration budget done: schedules never depend on the machine's speed
         (a ``run.minutes`` cap may end the run early, it does not change the schedule)."""
         return min(self.iteration / self.cfg.run.iterations, 1.0)
+
+    def policy(self) -> Policy:
+        """The current actor as a deployable policy (shares weights, no copy)."""
+        return Policy(self.cfg, self.spec, self.actor, self.normalizer, self.device)
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """What deploying needs: config, spec, actor, normaliser and the counters."""
+        return {
+            "config": self.cfg.to_dict(),
+            "spec": self.spec.to_dict(),
+            "actor": self.actor.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to deploy or resume (weights_only-loadable)."""
+        parts = {
+            name: part.detach().clone() if isinstance(part, torch.Tensor) else part.state_dict()
+            for name, part in self.stateful().items()
+        }
+        return {
+            **self.policy_state_dict(),
+            **parts,
+            "wall_time_s": self.wall_time,
+            "cpu_time_s": self.cpu_time,
+            "best_score": self.best_score,
+            "torch_rng": torch.get_rng_state(),
+            "noise_rng": self.generator.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "env": self.env.state_dict(),
+            "episodes": self.episodes.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of ``state_dict`` (checkpoints without ``cpu_time_s`` restart that clock)."""
+        for name, part in self.stateful().items():
+            if isinstance(part, torch.Tensor):
+                part.data.copy_(state[name])
+            else:
+                part.load_state_dict(state[name])
+        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
+        self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
+        self.cpu_time = float(state.get("cpu_time_s", 0.0))
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["noise_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.env.load_state_dict(state["env"])
+        self.episodes.load_state_dict(state["episodes"])
 
     def preview(self) -> np.ndarray | None:
         """Latest camera frame of rendered env 0 as RGB uint8 [H, W, 3] (None without pixels)."""

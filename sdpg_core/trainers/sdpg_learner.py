@@ -1,4 +1,4 @@
-"""SDPG learner: networks, optimisers and one update from a stored rollout."""
+"""SDPG learner: networks, optimisers and one update from a stored rollout (``SDPGTrainer``)."""
 
 from __future__ import annotations
 

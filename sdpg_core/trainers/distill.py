@@ -1,4 +1,4 @@
-"""Teacher-student distillation with DAgger (Ross et al., 2011), with SDPG's Trainer interface.
+"""Teacher-student distillation with DAgger (Ross et al., 2011), a trainer like SDPG's.
 
 The teacher is a trained state policy of ``<task>_state`` (an SDPG or PPO checkpoint); it reads
 the privileged state through its own normaliser from that checkpoint. The student is the visual
@@ -28,7 +28,7 @@ from sdpg_core.envs.registry import get_task, make_env
 from sdpg_core.models import Actor
 from sdpg_core.obs import RunningNormalizer
 from sdpg_core.policy import Policy, actor_input
-from sdpg_core.training import EpisodeTracker, TrainerBase
+from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 
 
 class Teacher:
@@ -101,7 +101,7 @@ class ReplayBuffer:
 class DistillTrainer(TrainerBase):
     """Runs DAgger iterations: mixed rollout, teacher labels, aggregation, regression."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path, state: dict[str, Any] | None = None):
+    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
         super().__init__(cfg, run_dir)
         hp = cfg.distill
         self.teacher = Teacher(hp.teacher, cfg.env.task, self.device)
@@ -111,14 +111,15 @@ class DistillTrainer(TrainerBase):
         self.actor = Actor(spec, cfg.model).to(self.device)
         self.normalizer = RunningNormalizer(spec.state_dim).to(self.device)
         self.optimizer = torch.optim.Adam(self.actor.parameters(), lr=hp.lr)
-        self.sample_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
         self.buffer = ReplayBuffer(
             hp.buffer_size, tuple(spec.pixel_shape), torch.uint8, spec.action_dim
         )
         self.episodes = EpisodeTracker(hp.num_envs, max(hp.num_envs, 20), spec.has_success)
         self.steps_per_iteration = self.frames_per_iteration = hp.num_envs * hp.horizon
-        if state is not None:
-            self._restore(state)
+
+    def stateful(self) -> dict[str, Any]:
+        """Student, normaliser and optimiser (not the buffer: a resumed run refills it)."""
+        return {"actor": self.actor, "normalizer": self.normalizer, "optimizer": self.optimizer}
 
     def beta(self) -> float:
         """Probability that the teacher acts in this iteration: beta * beta_decay ** i."""
@@ -131,7 +132,7 @@ class DistillTrainer(TrainerBase):
         mu, _ = self.actor(pixels)
         student = clamp_mean(mu, self.cfg.action)
         label = self.teacher(obs["state"])
-        teacher_acts = torch.rand(len(mu), generator=self.sample_gen).to(self.device) < beta
+        teacher_acts = torch.rand(len(mu), generator=self.generator).to(self.device) < beta
         return pixels, student, label, torch.where(teacher_acts[:, None], label, student)
 
     def collect(self) -> dict[str, float]:
@@ -147,10 +148,8 @@ class DistillTrainer(TrainerBase):
             self._timed("env_step", start)
             self.buffer.add(pixels, label)
             errors.append((student - label).square().mean().item())
-            done = result.terminated | result.truncated
-            success = result.info["success"] if self.spec.has_success else None
-            self.episodes.add(result.reward, result.info["reward_terms"], done, success)
-            env.reset(np.flatnonzero(done))
+            self._track(result)
+            env.reset(np.flatnonzero(result.terminated | result.truncated))
             obs = env.observe()
         return {"beta": beta, "imitation_mse": float(np.mean(errors))}
 
@@ -159,7 +158,7 @@ class DistillTrainer(TrainerBase):
         hp = self.cfg.distill
         losses = []
         for _ in range(hp.updates):
-            obs, labels = self.buffer.sample(hp.batch_size, self.sample_gen)
+            obs, labels = self.buffer.sample(hp.batch_size, self.generator)
             mu, _ = self.actor(obs.to(self.device))
             loss = (mu - labels.to(self.device)).square().mean()
             self.optimizer.zero_grad(set_to_none=True)
@@ -176,30 +175,3 @@ class DistillTrainer(TrainerBase):
         metrics |= self.update()
         self._timed("update", start)
         return metrics
-
-    def policy(self) -> Policy:
-        """The student as a deployable policy (shares weights, no copy)."""
-        return Policy(self.cfg, self.spec, self.actor, self.normalizer, self.device)
-
-    def checkpoint_payload(self) -> dict[str, Any]:
-        """Student, optimiser, counters, RNGs, envs and episode statistics (not the buffer)."""
-        return {
-            "config": self.cfg.to_dict(),
-            "spec": self.spec.to_dict(),
-            "actor": self.actor.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            **self.counters(),
-            **self.rng_state(self.sample_gen),
-            "env": self.env.state_dict(),
-            "episodes": self.episodes.state_dict(),
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Inverse of ``checkpoint_payload``; the buffer starts empty."""
-        for name in ("actor", "normalizer", "optimizer"):
-            getattr(self, name).load_state_dict(state[name])
-        self.restore_counters(state)
-        self.restore_rng(state, self.sample_gen)
-        self.env.load_state_dict(state["env"])
-        self.episodes.load_state_dict(state["episodes"])

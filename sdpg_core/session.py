@@ -1,0 +1,234 @@
+"""A training run on disk: the config resolution every front end uses (``sdpg train``,
+``trainer_node``), the run directory, and the session around a trainer (budget, progress bar,
+logging, evaluation, checkpoints)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from sdpg_core import checkpoint
+from sdpg_core.config import Config, from_dict, resolve
+from sdpg_core.envs.registry import get_task
+from sdpg_core.evaluate import evaluate
+from sdpg_core.logger import MetricsLogger
+from sdpg_core.policy import Policy
+from sdpg_core.trainers import TrainerBase, make_trainer
+
+
+def resolve_train_config(
+    task: str,
+    config_file: str | None = None,
+    overrides: list[str] | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    iterations: int | None = None,
+    minutes: float | None = None,
+    algo: str | None = None,
+) -> Config:
+    """Task YAML, then ``config_file``, then ``overrides``, then the explicit flags (frozen)."""
+    get_task(task)
+    overrides = list(overrides or [])
+    if algo:
+        overrides.append(f"run.algo={algo}")
+    if device:
+        overrides.append(f"run.device={device}")
+    if seed is not None:
+        overrides.append(f"run.seed={seed}")
+    if iterations is not None:
+        overrides.append(f"run.iterations={iterations}")
+    if minutes is not None:
+        overrides.append(f"run.minutes={minutes}")
+    return resolve(task, config_file, overrides)
+
+
+def default_run_dir(cfg: Config) -> Path:
+    """runs/<task>-<local time> (runs/<task>-<algo>-<local time> for the baselines)."""
+    task, algo = cfg.env.task, cfg.run.algo
+    name = task if algo == "sdpg" else f"{task}-{algo}"
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+RUN_FILES = ("metrics.jsonl", "checkpoints", "tensorboard", "summary.json", "config.yaml")
+
+
+def check_run_dir(run_dir: Path, overwrite: bool) -> list[str]:
+    """The run files in ``run_dir``; FileExistsError if it is a file or, unless ``overwrite``,
+    already holds a run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file, not a run directory")
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(
+            f"{run_dir} already holds a run ({', '.join(found)}): continue it with "
+            f"`sdpg resume {run_dir}`, choose another --out, or start over with --overwrite"
+        )
+    return found
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
+    """Create ``run_dir`` for a fresh run (``check_run_dir``; with ``overwrite`` its run files
+    are removed first)."""
+    for name in check_run_dir(run_dir, overwrite):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def evaluation_score(result: dict[str, float]) -> float:
+    """Success rate when defined (ties broken by return), else mean return."""
+    if "success_rate" in result:
+        return result["success_rate"] * 1e6 + result["return_mean"]
+    return result["return_mean"]
+
+
+class TrainingSession:
+    """A run directory around a Trainer: budget, progress bar, logging, evaluation, checkpoints."""
+
+    def __init__(self, trainer: TrainerBase) -> None:
+        self.trainer = trainer
+        self.cfg = trainer.cfg
+        self.run_dir = trainer.run_dir
+        self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
+        self.last_eval: dict[str, float] | None = None
+        self.best: dict[str, Any] = {}  # what best.pt holds, when this session wrote it
+        self.stop_requested = False
+        self.skip_final_evaluation = False  # a supervisor is shutting us down: save and go, no eval
+        self.checkpoint_listeners: list[Callable[[Path], None]] = []
+
+    @classmethod
+    def start(cls, cfg: Config, run_dir: str | Path, overwrite: bool = False) -> TrainingSession:
+        """A fresh run (writes the resolved config); a directory holding a run is refused
+        unless ``overwrite`` (then its run files are removed first)."""
+        run_dir = prepare_run_dir(Path(run_dir), overwrite)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return cls(make_trainer(cfg, run_dir))
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, device: str | None = None) -> TrainingSession:
+        """Continue a run from its ``checkpoints/latest.pt`` (stray temp files removed)."""
+        run_dir = Path(run_dir)
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise FileNotFoundError(f"{run_dir}: no checkpoints/latest.pt to resume from")
+        checkpoint.remove_temporaries(latest.parent)
+        state = checkpoint.load_training(latest)
+        Policy.from_checkpoint(state, latest)  # its config, spec and weights are sound
+        config = state["config"]
+        if device:
+            config = {**config, "run": {**config.get("run", {}), "device": device}}
+        cfg = from_dict(config, f"{latest}: config")
+        try:
+            trainer = make_trainer(cfg, run_dir, state)
+        except (KeyError, RuntimeError, ValueError) as err:  # a state that does not fit
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise ValueError(f"{latest}: cannot resume: {detail}") from err
+        return cls(trainer)
+
+    def done(self) -> bool:
+        """Budget exhausted, success target met or stop requested."""
+        run, trainer = self.cfg.run, self.trainer
+        if self.stop_requested or trainer.iteration >= run.iterations:
+            return True
+        if run.minutes > 0 and trainer.wall_time >= run.minutes * 60.0:
+            return True
+        rate = (self.last_eval or {}).get("success_rate", -1.0)
+        return run.stop_success_rate > 0 and rate >= run.stop_success_rate
+
+    def step(self) -> dict[str, Any]:
+        """One iteration with logging, periodic evaluation and checkpointing."""
+        trainer, run = self.trainer, self.cfg.run
+        record = trainer.train_iteration()
+        due = run.eval_interval and trainer.iteration % run.eval_interval == 0
+        if due and not self.skip_final_evaluation:  # a supervisor's stop does not wait for it
+            self.last_eval = self.evaluate()
+            record |= {f"eval/{k}": v for k, v in self.last_eval.items()}
+            self._maybe_best(evaluation_score(self.last_eval))
+        elif not run.eval_interval and record.get("episode_return") is not None:
+            self._maybe_best(record["episode_return"])
+        self.logger.log(record)  # the row first: a checkpoint never runs ahead of its metrics
+        if trainer.iteration % run.checkpoint_interval == 0:
+            self.save("latest.pt")
+        return record
+
+    def evaluate(self, video: Path | None = None) -> dict[str, float]:
+        """Deterministic evaluation of the current policy."""
+        return evaluate(self.trainer.policy(), self.cfg.run.eval_episodes, video=video)
+
+    def _maybe_best(self, score: float) -> None:
+        """Write best.pt when ``score`` improves (and remember which iteration it holds)."""
+        if score > self.trainer.best_score:
+            self.trainer.best_score = score
+            self.best = {"best_iteration": self.trainer.iteration}
+            if "success_rate" in (self.last_eval or {}):
+                self.best["best_eval_success_rate"] = self.last_eval["success_rate"]
+            self.save("best.pt")
+
+    def save(self, name: str) -> Path:
+        """Atomically write checkpoints/<name> and tell the listeners its path."""
+        path = checkpoint.save(self.trainer.state_dict(), self.run_dir / "checkpoints" / name)
+        for listener in self.checkpoint_listeners:
+            listener(path)
+        return path
+
+    def run(
+        self,
+        show_progress: bool = True,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train until done (``on_record`` sees each iteration), then evaluate and summarise."""
+        run = self.cfg.run
+        bar = tqdm(
+            total=run.iterations,
+            initial=self.trainer.iteration,
+            disable=not show_progress,
+            dynamic_ncols=True,
+            unit="it",
+        )
+        try:
+            while not self.done():
+                record = self.step()
+                if on_record is not None:
+                    on_record(record)
+                bar.update(1)
+                bar.set_postfix(
+                    ret=record.get("episode_return"),
+                    fps=int(record["fps"]),
+                    succ=record.get("success_rate"),
+                )
+        finally:
+            bar.close()
+        self.save("latest.pt")  # only after a completed iteration: never a half-updated state
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation, video, plots; closes the logger and envs."""
+        trainer = self.trainer
+        if trainer.best_score == -float("inf"):
+            self.save("best.pt")
+        video = self.run_dir / "eval.mp4" if self.cfg.run.video else None
+        episodes = self.cfg.run.eval_episodes
+        final = {} if self.skip_final_evaluation else {"episodes": episodes, **self.evaluate(video)}
+        self.logger.close()
+        trainer.close()
+        checkpoints = self.run_dir / "checkpoints"
+        return {
+            "task": trainer.spec.task,
+            "iterations": trainer.iteration,
+            "minutes": trainer.wall_time / 60.0,
+            "run_dir": str(self.run_dir),
+            "evaluated": str(checkpoints / "latest.pt"),  # the final policy, saved by run()
+            **final,
+            "best_checkpoint": str(checkpoints / "best.pt"),
+            **self.best,
+        }
