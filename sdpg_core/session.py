@@ -1,6 +1,9 @@
 """A training run on disk: the config resolution every front end uses (``sdpg train``,
-``trainer_node``), the run directory, and the session around a trainer (budget, progress bar,
-logging, evaluation, checkpoints)."""
+``trainer_node``, the launch files), the run directory, and the session around a trainer
+(budget, progress bar, logging, evaluation, checkpoints).
+
+Resolving a config and checking a run directory need neither torch nor a renderer (the launch
+files check them before any node starts): the session's own imports are made on first use."""
 
 from __future__ import annotations
 
@@ -8,18 +11,15 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from tqdm import tqdm
 
-from sdpg_core import checkpoint
 from sdpg_core.config import Config, from_dict, resolve
 from sdpg_core.envs.registry import get_task
-from sdpg_core.evaluate import evaluate
-from sdpg_core.logger import MetricsLogger
-from sdpg_core.policy import Policy
-from sdpg_core.trainers import TrainerBase, make_trainer
+
+if TYPE_CHECKING:
+    from sdpg_core.trainers import TrainerBase
 
 
 def resolve_train_config(
@@ -96,6 +96,8 @@ class TrainingSession:
     """A run directory around a Trainer: budget, progress bar, logging, evaluation, checkpoints."""
 
     def __init__(self, trainer: TrainerBase) -> None:
+        from sdpg_core.logger import MetricsLogger
+
         self.trainer = trainer
         self.cfg = trainer.cfg
         self.run_dir = trainer.run_dir
@@ -110,6 +112,8 @@ class TrainingSession:
     def start(cls, cfg: Config, run_dir: str | Path, overwrite: bool = False) -> TrainingSession:
         """A fresh run (writes the resolved config); a directory holding a run is refused
         unless ``overwrite`` (then its run files are removed first)."""
+        from sdpg_core.trainers import make_trainer
+
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return cls(make_trainer(cfg, run_dir))
@@ -117,6 +121,10 @@ class TrainingSession:
     @classmethod
     def resume(cls, run_dir: str | Path, device: str | None = None) -> TrainingSession:
         """Continue a run from its ``checkpoints/latest.pt`` (stray temp files removed)."""
+        from sdpg_core import checkpoint
+        from sdpg_core.policy import Policy
+        from sdpg_core.trainers import make_trainer
+
         run_dir = Path(run_dir)
         latest = run_dir / "checkpoints" / "latest.pt"
         if not latest.is_file():
@@ -163,6 +171,8 @@ class TrainingSession:
 
     def evaluate(self, video: Path | None = None) -> dict[str, float]:
         """Deterministic evaluation of the current policy."""
+        from sdpg_core.evaluate import evaluate
+
         return evaluate(self.trainer.policy(), self.cfg.run.eval_episodes, video=video)
 
     def _maybe_best(self, score: float) -> None:
@@ -176,6 +186,8 @@ class TrainingSession:
 
     def save(self, name: str) -> Path:
         """Atomically write checkpoints/<name> and tell the listeners its path."""
+        from sdpg_core import checkpoint
+
         path = checkpoint.save(self.trainer.state_dict(), self.run_dir / "checkpoints" / name)
         for listener in self.checkpoint_listeners:
             listener(path)
@@ -187,6 +199,8 @@ class TrainingSession:
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Train until done (``on_record`` sees each iteration), then evaluate and summarise."""
+        from tqdm import tqdm
+
         run = self.cfg.run
         bar = tqdm(
             total=run.iterations,

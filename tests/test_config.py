@@ -2,6 +2,8 @@
 
 import dataclasses
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -172,3 +174,17 @@ def test_the_old_section_name_is_named_in_the_error(tmp_path):
     path.write_text("algo:\n  horizon: 16\n")
     with pytest.raises(ConfigError, match=r"old.yaml: algo: unknown key; renamed to 'sdpg'"):
         load_yaml(path)
+
+
+def test_resolving_a_training_config_needs_no_torch():
+    """The launch files check configs and run directories before any node, without torch."""
+    code = (
+        "import sys; from pathlib import Path; from sdpg_core import session; "
+        "cfg = session.resolve_train_config('reacher', overrides=['sdpg.horizon=8']); "
+        "session.check_run_dir(Path('no-such-run'), False); session.default_run_dir(cfg); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
