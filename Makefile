@@ -23,7 +23,7 @@ $(STAMP): requirements.txt setup.py setup.cfg
 RUN_DIR ?= runs/reacher-make-run
 
 # Train, then deploy the final policy over ROS 2 on 100 seeded episodes and evaluate it
-# in-process on the same 100 (--compare): one episode's outcome is chaotic (README), so the
+# in-process on the same 100 (--compare): one episode's outcome is chaotic (docs/experiments/make-run.md), so the
 # comparison needs more episodes than the 32 of the training summary.
 run: $(STAMP)
 	$(BIN)/sdpg train --task reacher --out $(RUN_DIR) --overwrite

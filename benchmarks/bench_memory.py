@@ -59,7 +59,7 @@ def overrides(algo: str, envs: int, args: argparse.Namespace) -> list[str]:
 
 
 def trainer_class(algo: str) -> type:
-    """The trainer of ``algo``; SDPG's runner is imported either way (same baseline)."""
+    """The trainer of ``algo``; SDPG's trainer is imported either way (same baseline)."""
     from sdpg_core.trainers.sdpg import SDPGTrainer
 
     if algo == "ppo":

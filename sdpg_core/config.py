@@ -158,7 +158,7 @@ class RunConfig(Section):
 
     algo: str = "sdpg"  # sdpg | ppo | distill
     iterations: int = 20000
-    minutes: float = 0.0  # > 0: wall-clock budget; the LR schedule follows whichever ends first
+    minutes: float = 0.0  # > 0: a wall-clock cap; the schedules follow iterations only
     seed: int = 0
     device: str = "cpu"
     torch_threads: int = 0  # 0: torch default

@@ -47,8 +47,8 @@ class SpatialSoftmax(nn.Module):
     """Feature maps [n, K, h, w] -> expected image coordinates [n, 2K] in [-1, 1] (keypoints).
 
     Logits more than ``LOGIT_FLOOR`` below their map's maximum are held there: their weights
-    (< e^-30) move no keypoint, but unclamped they reach the float32 denormal range, and the
-    denormal gradients slowed CPU backprop of a trained encoder 1.9x.
+    (< e^-30) move no keypoint, but unclamped they reach the float32 denormal range, whose
+    gradients slow CPU backprop (docs/experiments/cpu-budget.md).
     """
 
     def __init__(self) -> None:
