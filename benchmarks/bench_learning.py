@@ -83,9 +83,8 @@ def cpu_to_reach(points: dict[str, np.ndarray], target: float) -> float | None:
 def zero_action_return(task: str, episodes: int = 32) -> float:
     """Mean return of the zero action on the evaluation episodes (an untrained policy's level)."""
     from sdpg_core.config import EnvConfig
-    from sdpg_core.envs.base import episode_seed
+    from sdpg_core.envs.base import EVAL_SEED, episode_seed
     from sdpg_core.envs.registry import make_env
-    from sdpg_core.evaluate import EVAL_SEED
 
     env = make_env(task, EnvConfig(task=task), episodes, render=False, seed=EVAL_SEED)
     env.reset(np.arange(episodes), seeds=[episode_seed(EVAL_SEED, k) for k in range(episodes)])

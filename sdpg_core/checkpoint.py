@@ -1,16 +1,23 @@
 """Checkpoints: plain state dicts + metadata, written atomically and durably, loaded with
-weights_only, every refusal one line that says what is wrong."""
+weights_only, every refusal one line that says what is wrong.
+
+``read_header`` reads a checkpoint's plain data (config, spec, counters) without torch, for the
+launch files and other processes that only need to know what a checkpoint was trained for;
+torch itself is imported on first use."""
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = 4  # bump with a migration below whenever saved keys are renamed or removed
 TEMP_SUFFIX = ".tmp"
@@ -69,6 +76,8 @@ def save(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to ``path`` atomically and durably: a temp file in the same directory,
     fsynced, renamed over ``path``, then the directory fsynced (a power loss keeps the old or
     the new file, never a truncated one)."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=TEMP_SUFFIX, dir=path.parent)
@@ -104,24 +113,125 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; a one-line error if it is not ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    import torch
+
+    path = existing(path)
     try:
         data = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:  # nothing in the file ran: weights_only refused it
         if "GLOBAL" in str(err):
-            raise ValueError(
-                f"{path}: refused: it names Python objects beyond tensors and plain data (not "
-                "written by sdpg; loading it could run code)"
-            ) from err
-        raise ValueError(f"{path}: not a readable checkpoint (not a torch file)") from err
+            raise refused(path) from err
+        raise not_torch(path) from err
     except Exception as err:  # torch raises several types for corrupt files
-        kind = "empty" if path.stat().st_size == 0 else "corrupt or truncated"
-        raise ValueError(f"{path}: not a readable checkpoint ({kind})") from err
+        raise unreadable(path) from err
+    return checked(data, path)
+
+
+def existing(path: str | Path) -> Path:
+    """``path`` as a Path; FileNotFoundError if it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
+def refused(path: Path) -> ValueError:
+    """The error for a file naming Python objects a checkpoint never holds."""
+    return ValueError(
+        f"{path}: refused: it names Python objects beyond tensors and plain data (not written "
+        "by sdpg; loading it could run code)"
+    )
+
+
+def not_torch(path: Path) -> ValueError:
+    """The error for a file that is not a torch checkpoint at all."""
+    return ValueError(f"{path}: not a readable checkpoint (not a torch file)")
+
+
+def unreadable(path: Path) -> ValueError:
+    """The error for an empty, corrupt or truncated file."""
+    kind = "empty" if path.stat().st_size == 0 else "corrupt or truncated"
+    return ValueError(f"{path}: not a readable checkpoint ({kind})")
+
+
+def checked(data: Any, path: Path) -> dict[str, Any]:
+    """Loaded ``data`` brought to FORMAT, unless it is not a dictionary of parts."""
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not an sdpg checkpoint (not a dictionary of parts)")
     return migrate(data, path)
+
+
+def _tensor_stub(*_args: Any) -> None:
+    """Stands in for torch's tensor rebuild functions: a tensor reads as None."""
+
+
+class _Storage:
+    """Stands in for a torch storage type (named in each tensor's persistent id)."""
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle names a global that a checkpoint never holds."""
+
+
+STORAGE_TYPES = (
+    "Float",
+    "Double",
+    "Half",
+    "BFloat16",
+    "Long",
+    "Int",
+    "Short",
+    "Char",
+    "Byte",
+    "Bool",
+)
+HEADER_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _tensor_stub,
+    ("torch._utils", "_rebuild_parameter"): _tensor_stub,
+    **{("torch", f"{kind}Storage"): _Storage for kind in STORAGE_TYPES},
+}
+
+
+class _HeaderUnpickler(pickle.Unpickler):
+    """Reads a torch checkpoint's ``data.pkl`` allowing only plain data, OrderedDict and the
+    tensor rebuild globals (stubbed): nothing in the file can run code, no tensor is built."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        """The allowed globals; anything else is refused."""
+        try:
+            return HEADER_GLOBALS[(module, name)]
+        except KeyError:
+            raise _Refused(f"global {module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> None:
+        """Tensor storages are not read."""
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's plain data (config, spec, counters), migrated to FORMAT as ``load`` does,
+    without torch: every tensor reads as None. The same one-line errors as ``load``."""
+    path = existing(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:  # a torch file is a zip: a damaged one starts like one
+        with path.open("rb") as handle:
+            damaged = handle.read(4) in (b"", ZIP_MAGIC)
+        raise (unreadable(path) if damaged else not_torch(path)) from err
+    with archive:
+        pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise not_torch(path)
+        try:
+            data = _HeaderUnpickler(archive.open(pickles[0])).load()
+        except _Refused as err:
+            raise refused(path) from err
+        except Exception as err:  # a damaged archive or pickle raises several types
+            raise unreadable(path) from err
+    return checked(data, path)
 
 
 POLICY_KEYS = ("config", "spec", "actor", "normalizer", "iteration", "env_steps")

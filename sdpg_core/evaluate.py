@@ -8,14 +8,11 @@ import cv2
 import mujoco
 import numpy as np
 
-from sdpg_core.envs.base import episode_seed
+from sdpg_core.envs.base import EVAL_SEED, episode_seed
 from sdpg_core.envs.registry import make_env
 from sdpg_core.policy import Policy
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
-
-
-EVAL_SEED = 12345  # default evaluation episodes (also the ROS deploy's default)
 
 
 def evaluate(

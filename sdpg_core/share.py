@@ -16,13 +16,16 @@ KINDS = ("config", "urdf")
 
 def share_dirs(kind: str) -> list[Path]:
     """Directories searched for files of ``kind``: for ``config`` first $SDPG_CONFIG_DIR, then
-    the source tree, then ``<prefix>/share/sdpg_ros/<kind>``."""
+    the source tree, then ``<prefix>/share/sdpg_ros/<kind>`` for each ament prefix (a sourced
+    colcon install, $AMENT_PREFIX_PATH) and for the Python prefix (pip)."""
     if kind not in KINDS:
         raise ValueError(f"unknown share kind {kind!r} (one of {', '.join(KINDS)})")
     dirs = []
     if kind == "config" and os.environ.get("SDPG_CONFIG_DIR"):
         dirs.append(Path(os.environ["SDPG_CONFIG_DIR"]))
-    return [*dirs, SOURCE_ROOT / kind, Path(sys.prefix) / "share" / PACKAGE / kind]
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    installed = [Path(p) / "share" / PACKAGE / kind for p in [*prefixes, sys.prefix]]
+    return [*dirs, SOURCE_ROOT / kind, *installed]
 
 
 def find_share_file(kind: str, relative: str | Path) -> Path | None:

@@ -1,38 +1,44 @@
-"""``sdpg-ros``: the launch sessions composed in one process (for machines without ``launch``).
+"""``sdpg-ros``: the ROS 2 sessions composed in one process (for machines without ``launch``).
 
 ``sdpg-ros train ...`` = launch/train.launch.py, ``sdpg-ros deploy ...`` = launch/deploy.launch.py:
-the same nodes, parameters and topics, spun by one single-threaded executor. Every check that
-can fail (checkpoint against robot, params file) runs before any node starts.
-On ``--backend real`` the bridge neither activates itself (``--activate``) nor accepts hot
-reloads (``--hot-reload``) unless asked; the sim has no e-stop publisher, so its bridge does
-not wait for one.
+both build the specs of ``sdpg_ros.sessions`` (same nodes, parameter files, values and remaps);
+here each spec's executable becomes its node class, spun by one single-threaded executor. Every
+check that can fail runs before any node starts. On ``--backend real`` the bridge neither
+activates itself (``--activate``) nor accepts hot reloads (``--hot-reload``) unless asked; the
+sim has no e-stop publisher, so its bridge does not wait for one. ``robot_state_publisher`` and
+a driver launch (``publish_tf``, ``driver_launch``) need ``ros2 launch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-from rclpy.exceptions import InvalidNamespaceException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.validate_namespace import validate_namespace
 
 from sdpg_core.cli import add_train_arguments
 from sdpg_core.config import ConfigError
-from sdpg_core.envs.registry import get_task
-from sdpg_core.evaluate import EVAL_SEED
-from sdpg_core.policy import Policy, base_task, read_metadata, robot_misfit
-from sdpg_core.robot import load_robot
-from sdpg_core.session import resolve_train_config
+from sdpg_core.envs.base import EVAL_SEED
+from sdpg_ros import sessions
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
+from sdpg_ros.session_checks import ArgumentError
+
+NODE_CLASSES = {
+    "sim_backend": "sdpg_ros.sim_backend:SimBackend",
+    "policy_node": "sdpg_ros.policy_node:PolicyNode",
+    "hardware_bridge": "sdpg_ros.hardware_bridge:HardwareBridge",
+    "trainer_node": "sdpg_ros.trainer_node:TrainerNode",
+}
+FLAGS = {"overrides": "--set", "autostart": "--activate"}  # launch argument: flag, if not alike
 
 
 def non_negative(kind: type) -> Callable[[str], Any]:
@@ -92,140 +98,89 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=EVAL_SEED, help="sim: episode seed (= sdpg eval's episodes)"
     )
     deploy.add_argument("--device", default="cpu")
+    deploy.add_argument("--use-sim-time", action="store_true", help="nodes use /clock (sim)")
     return parser
 
 
-def _node(
-    cls: type[Node],
-    params: dict[str, Any],
-    remaps: dict[str, str] | None = None,
-    params_file: str | None = None,
-    namespace: str = "",
-) -> Callable[[], Node]:
-    """A factory building ``cls`` with a params file, parameter overrides (which take
-    precedence over the file), topic remaps and a namespace."""
-    overrides = [Parameter(k, value=v) for k, v in params.items()]
-    cli_args = ["--ros-args"]
-    if params_file:
-        cli_args += ["--params-file", params_file]
-    if namespace:
-        cli_args += ["-r", f"__ns:={namespace}"]
-    for src, dst in (remaps or {}).items():
-        if dst:
-            cli_args += ["-r", f"{src}:={dst}"]
+def node_factory(spec: sessions.NodeSpec) -> Callable[[], Node]:
+    """A factory building ``spec``'s node class: its parameter files in order, then its values
+    (overrides, which win over the files), its name, namespace and remaps."""
+    module, _, name = NODE_CLASSES[spec.executable].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    overrides = [Parameter(key, value=value) for key, value in spec.parameters.items()]
+    cli_args = ["--ros-args", "-r", f"__node:={spec.name}"]
+    for path in spec.files:
+        cli_args += ["--params-file", path]
+    if spec.namespace:
+        cli_args += ["-r", f"__ns:={spec.namespace}"]
+    for src, dst in spec.remaps:
+        cli_args += ["-r", f"{src}:={dst}"]
     return lambda: cls(parameter_overrides=overrides, cli_args=cli_args)
 
 
-def check_namespace(namespace: str) -> str:
-    """The absolute ROS namespace for ``namespace`` ('' = none); ValueError if invalid."""
-    if not namespace:
-        return ""
-    absolute = namespace if namespace.startswith("/") else f"/{namespace}"
-    try:
-        validate_namespace(absolute)
-    except InvalidNamespaceException as err:
-        raise ValueError(f"namespace {namespace!r} is not a valid ROS namespace: {err}") from err
-    return absolute
+def run_session(
+    specs: list[sessions.Spec], stop: Callable[[dict[str, Node]], bool]
+) -> tuple[int, dict[str, Node]]:
+    """Build the specs' nodes one by one and spin them until a signal, ``stop(nodes)`` or the
+    end of a node that ends the session; returns the exit code and the nodes by name."""
+    nodes: dict[str, Node] = {}
+
+    def build(spec: sessions.NodeSpec) -> Node:
+        node = node_factory(spec)()
+        nodes[node.get_name()] = node
+        return node
+
+    def ended() -> bool:
+        enders = [nodes.get(spec.name) for spec in specs if spec.ends_session]
+        return any(node is not None and node.finished.is_set() for node in enders)
+
+    factories = [partial(build, spec) for spec in specs]
+    return run_nodes(factories, None, lambda: stop(nodes) or ended()), nodes
 
 
-def check_params_file(path: str | None) -> None:
-    """A params file that is missing or not ROS parameters YAML (``<node or /**>:
-    ros__parameters: {...}``) is an error before any node starts."""
-    if not path:
-        return
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"params file {path} does not exist")
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "cannot parse"
-        raise ValueError(f"params file {path}: not valid YAML{where}: {problem}") from err
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"params file {path}: expected '<node name>: ros__parameters: {{...}}'")
-    for node, section in data.items():
-        params = section.get("ros__parameters") if isinstance(section, dict) else None
-        if not isinstance(params, dict):
-            raise ValueError(f"params file {path}: '{node}' needs a 'ros__parameters:' mapping")
-
-
-def check_checkpoint(checkpoint: str, robot: str) -> None:
-    """ValueError naming the problem when ``checkpoint`` was not trained for ``robot``."""
-    _, spec = read_metadata(checkpoint)
-    misfit = robot_misfit(spec, load_robot(robot))
-    if misfit:
-        raise ValueError(f"checkpoint {checkpoint} does not fit robot {robot!r}: {misfit.message}")
-
-
-def check_task(task: str, robot: str) -> None:
-    """ValueError unless the policies trained on ``task`` can drive ``robot`` (--eval-in-sim)."""
-    sim_task = load_robot(robot).sim_task
-    if get_task(task).obs_mode != "pixels":
-        raise ValueError(f"--eval-in-sim needs a pixel task, {task!r} trains a state policy")
-    if sim_task and base_task(task) != base_task(sim_task):
-        raise ValueError(f"--eval-in-sim: robot {robot!r} runs task {sim_task!r}, not {task!r}")
-
-
-def _keep(nodes: dict[str, Node], factory: Callable[[], Node]) -> Node:
-    """Build a node and remember it by name (for the report after the session)."""
-    node = factory()
-    nodes[node.get_name()] = node
-    return node
-
-
-def policy_parameters(checkpoint: str, robot: str, device: str, hot_reload: bool) -> dict:
-    """policy_node's parameters in a session."""
-    return {"checkpoint": checkpoint, "device": device, "robot": robot, "hot_reload": hot_reload}
-
-
-def bridge_parameters(robot: str, dry_run: bool, activate: bool, sim: bool) -> dict:
-    """hardware_bridge's parameters; the sim has no e-stop publisher to wait for."""
-    params = {"robot": robot, "dry_run": dry_run, "autostart": activate}
-    return params | ({"wait_for_e_stop": False} if sim else {})
-
-
-def deploy_parameters(args: argparse.Namespace) -> tuple[dict, dict]:
-    """policy_node's and hardware_bridge's parameters for ``sdpg-ros deploy``: on real hardware
-    no self-activation and no hot reload unless asked (--activate, --hot-reload)."""
-    sim = args.backend == "sim"
-    hot_reload = sim if args.hot_reload is None else args.hot_reload
-    activate = sim if args.activate is None else args.activate
-    return (
-        policy_parameters(args.checkpoint, args.robot, args.device, hot_reload),
-        bridge_parameters(args.robot, args.dry_run, activate, sim),
+def deploy_specs(args: argparse.Namespace) -> list[sessions.Spec]:
+    """The deploy session of ``sdpg-ros deploy``'s flags."""
+    return sessions.deploy(
+        args.backend,
+        args.robot,
+        args.checkpoint,
+        dry_run=args.dry_run,
+        autostart=args.activate,
+        hot_reload=args.hot_reload,
+        use_sim_time=args.use_sim_time,
+        camera_topic=args.camera_topic,
+        joint_states_topic=args.joint_states_topic,
+        params_file=args.params_file or "",
+        namespace=args.namespace,
+        device=args.device,
+        seed=args.seed,
     )
 
 
-def sim_factories(
-    policy: dict[str, Any],
-    bridge: dict[str, Any],
-    seed: int,
-    params_file: str | None = None,
-    env=None,
-    namespace: str = "",
-) -> list[Callable[[], Node]]:
-    """sim_backend + policy_node + hardware_bridge (started last) for the policy's checkpoint
-    ('' = wait for the trainer, whose env config ``env`` sets camera size and action repeat)."""
-    from sdpg_ros.hardware_bridge import HardwareBridge
-    from sdpg_ros.policy_node import PolicyNode
-    from sdpg_ros.sim_backend import SimBackend
-
-    checkpoint = policy["checkpoint"]
-    env = read_metadata(checkpoint)[0].env if checkpoint else env
-    sim_params: dict[str, Any] = {"task": load_robot(bridge["robot"]).sim_task, "seed": seed}
-    if env is not None:
-        sim_params |= {"image_size": env.image_size, "action_repeat": env.action_repeat}
-    return [
-        _node(SimBackend, sim_params, params_file=params_file, namespace=namespace),
-        _node(PolicyNode, policy, params_file=params_file, namespace=namespace),
-        _node(HardwareBridge, bridge, params_file=params_file, namespace=namespace),
-    ]
+def train_specs(args: argparse.Namespace) -> list[sessions.Spec]:
+    """The training session of ``sdpg-ros train``'s flags (those of ``sdpg train``)."""
+    return sessions.train(
+        args.task,
+        config=args.config or "",
+        overrides=args.set,
+        algo=args.algo or "",
+        out=args.out or "",
+        device=args.device or "",
+        seed=args.seed,
+        iterations=args.iterations,
+        minutes=args.minutes,
+        overwrite=args.overwrite,
+        eval_in_sim=args.eval_in_sim,
+        robot=args.robot,
+        params_file=args.params_file or "",
+        namespace=args.namespace,
+    )
 
 
 def in_process_reference(checkpoint: str, episodes: int, seed: int) -> dict[str, Any]:
     """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count)."""
     from sdpg_core.evaluate import evaluate
+    from sdpg_core.policy import Policy
 
     if episodes == 0:
         return {}
@@ -238,31 +193,16 @@ def in_process_reference(checkpoint: str, episodes: int, seed: int) -> dict[str,
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Run the deploy session; write and print its report."""
-    from sdpg_ros.hardware_bridge import HardwareBridge
-    from sdpg_ros.policy_node import PolicyNode
-
-    check_params_file(args.params_file)
-    namespace = check_namespace(args.namespace)
-    check_checkpoint(args.checkpoint, args.robot)
-    policy, bridge = deploy_parameters(args)
-    if args.backend == "sim":
-        factories = sim_factories(policy, bridge, args.seed, args.params_file, None, namespace)
-    else:
-        remaps = {"camera/image_raw": args.camera_topic, "joint_states": args.joint_states_topic}
-        factories = [
-            _node(PolicyNode, policy, remaps, args.params_file, namespace),
-            _node(HardwareBridge, bridge, remaps, args.params_file, namespace),
-        ]
-    nodes: dict[str, Node] = {}
+    specs = deploy_specs(args)
     start = time.monotonic()
 
-    def until() -> bool:
+    def stop(nodes: dict[str, Node]) -> bool:
         if args.duration and time.monotonic() - start >= args.duration:
             return True
         episodes = getattr(nodes.get("sim_backend"), "episodes", None)
         return bool(args.episodes and episodes is not None and len(episodes) >= args.episodes)
 
-    code = run_nodes([lambda f=f: _keep(nodes, f) for f in factories], None, until)
+    code, nodes = run_session(specs, stop)
     if code:  # a node refused to start: its one-line error is the whole output
         return code
     report = {"checkpoint": args.checkpoint, **deploy_report(nodes, time.monotonic() - start)}
@@ -274,44 +214,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return code
 
 
-def trainer_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """trainer_node's parameters from the ``sdpg train`` flags (``--algo`` as an override)."""
-    params: dict[str, Any] = {"task": args.task}
-    overrides = list(args.set) + ([f"run.algo={args.algo}"] if args.algo else [])
-    if overrides:
-        params["overrides"] = overrides
-    for key in ("config", "out", "device"):
-        if getattr(args, key):
-            params[key] = getattr(args, key)
-    for key in ("seed", "iterations", "minutes"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
-    if args.overwrite:
-        params["overwrite"] = True
-    return params
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
-    from sdpg_ros.trainer_node import TrainerNode
-
-    check_params_file(args.params_file)
-    namespace = check_namespace(args.namespace)
-    params = trainer_parameters(args)
-    factories = [_node(TrainerNode, params, params_file=args.params_file, namespace=namespace)]
-    if args.eval_in_sim:
-        cfg = resolve_train_config(args.task, args.config, params.get("overrides"))
-        check_task(cfg.env.task, args.robot)
-        policy = policy_parameters("", args.robot, "cpu", hot_reload=True)
-        bridge = bridge_parameters(args.robot, dry_run=False, activate=True, sim=True)
-        factories += sim_factories(policy, bridge, 0, args.params_file, cfg.env, namespace)
-    nodes: dict[str, Node] = {}
+    specs = train_specs(args)
     start = time.monotonic()
-    code = run_nodes(
-        [lambda f=f: _keep(nodes, f) for f in factories],
-        None,
-        lambda: "trainer_node" in nodes and nodes["trainer_node"].finished.is_set(),
-    )
+    code, nodes = run_session(specs, lambda _nodes: False)
     summary = getattr(nodes.get("trainer_node"), "summary", None)
     if summary:
         print(json.dumps(summary))
@@ -328,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "deploy": cmd_deploy}
     try:
         return handlers[args.command](args)
+    except ArgumentError as err:
+        flag = FLAGS.get(err.argument, f"--{err.argument.replace('_', '-')}")
+        print(f"sdpg-ros {args.command}: error: argument {flag}: {err}", file=sys.stderr)
+        return 2
     except (ConfigError, KeyError, OSError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"sdpg-ros {args.command}: error: {message}", file=sys.stderr)

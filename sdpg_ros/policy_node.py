@@ -46,15 +46,9 @@ from std_srvs.srv import Trigger
 from sdpg_core import checkpoint as checkpoint_file
 from sdpg_core.config import ConfigError
 from sdpg_core.envs.base import EnvSpec
+from sdpg_core.fit import Misfit, checkpoint_spec, robot_misfit, swap_misfit
 from sdpg_core.models import resolve_device
-from sdpg_core.policy import (
-    Misfit,
-    Policy,
-    checkpoint_spec,
-    nonfinite_weights,
-    robot_misfit,
-    swap_misfit,
-)
+from sdpg_core.policy import Policy, nonfinite_weights
 from sdpg_core.robot import RobotConfig, load_robot
 from sdpg_ros.common import (
     LATCHED_QOS,

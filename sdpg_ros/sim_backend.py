@@ -12,28 +12,38 @@ Each timer tick applies the latest command, steps the physics one control step a
 the new state (the first tick, and the first after ``~/reset``, publish the initial state), so
 a policy that answers within one tick acts on the frame of the step it controls, as in
 training.
+
+Task, camera size and action repeat are those the policy was trained with: the ``checkpoint``
+parameter's (read without torch; they take precedence over ``task``, ``image_size`` and
+``action_repeat``), or, with ``checkpoint_topic`` and no ``checkpoint`` (a training session),
+those of the first checkpoint announced there: the sim and its topics appear only then. A later
+checkpoint with other settings is refused with a warning (``checkpoints_refused``): the
+running policy node refuses such a swap as well, so the sim keeps what it runs.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.time import Time
+from rclpy.timer import Timer
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray, Header
+from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from sdpg_core.envs.registry import get_task
+from sdpg_core.fit import read_metadata
 from sdpg_core.sim import POSITION, CommandError, Episode, SimRobot, pinhole
 from sdpg_ros.common import (
+    LATCHED_QOS,
     RELIABLE_QOS,
     Counters,
     Diagnostics,
@@ -78,6 +88,20 @@ def task_status(task: str, episode: Episode) -> DiagnosticStatus:
     )
 
 
+class Settings(NamedTuple):
+    """What the sim runs: the policy's training task, camera size and action repeat."""
+
+    task: str
+    image_size: int
+    action_repeat: int
+
+
+def checkpoint_settings(path: str) -> Settings:
+    """The settings a checkpoint was trained with (its header, no torch)."""
+    env = read_metadata(path)[0].env
+    return Settings(env.task, env.image_size, env.action_repeat)
+
+
 class SimBackend(Node):
     """Steps one ``SimRobot`` on a timer and exposes it like ros2_control hardware + camera."""
 
@@ -85,23 +109,79 @@ class SimBackend(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
-        self.robot = SimRobot(self.task, self.seed, self.episode_steps, self.action_repeat)
-        limit = self.robot.max_image_size
-        if self.image_size > limit:
-            self.robot.close()
-            raise ParameterError(f"parameter 'image_size': must be <= {limit} for this model")
         self.counters = Counters(self)
         self.episodes: list[dict[str, Any]] = []
-        self._info = camera_info(self.robot.fovy, self.image_size)
+        self.robot: SimRobot | None = None  # built from the settings (maybe on a checkpoint)
+        self.settings: Settings | None = None
+        self.timer: Timer | None = None
         self._last_frame = -1
         self._fresh = True  # the robot holds an episode's initial state, not yet published
         self._closing, self._closed = threading.Lock(), False  # close() vs a running tick
         self._group = MutuallyExclusiveCallbackGroup()
+        try:
+            if self.checkpoint:
+                self._start(checkpoint_settings(self.checkpoint))
+            elif not self.checkpoint_topic:
+                self._start(Settings(self.task, self.image_size, self.action_repeat))
+        except (OSError, ValueError) as err:
+            name = "checkpoint" if self.checkpoint else "image_size"
+            raise ParameterError(f"parameter '{name}': {err}") from err
+        if self.checkpoint_topic:
+            self.create_subscription(
+                String,
+                self.checkpoint_topic,
+                self._on_checkpoint,
+                LATCHED_QOS,
+                callback_group=self._group,
+            )
+        self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
+
+    def _start(self, settings: Settings) -> None:
+        """Build the robot for ``settings``, its topics and its timer (ValueError for an unknown
+        task or a camera size the model cannot render)."""
+        try:
+            robot = SimRobot(settings.task, self.seed, self.episode_steps, settings.action_repeat)
+        except KeyError as err:
+            raise ValueError(f"unknown task {settings.task!r}") from err
+        if settings.image_size > robot.max_image_size:
+            robot.close()
+            limit = robot.max_image_size
+            raise ValueError(f"image size {settings.image_size} > {limit}, this model's limit")
+        self.robot, self.settings = robot, settings
+        self.task, self.image_size = settings.task, settings.image_size
+        self._info = camera_info(robot.fovy, settings.image_size)
         self._make_interfaces()
-        period = self.robot.spec.control_dt / self.real_time_factor
+        period = robot.spec.control_dt / self.real_time_factor
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.timer = self.create_timer(period, self._tick, self._group, clock=steady)
-        self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
+
+    def _on_checkpoint(self, msg: String) -> None:
+        """A checkpoint announced: the first starts the sim, a later one must match it (both
+        counted as ``checkpoints``)."""
+        try:
+            settings = checkpoint_settings(msg.data)
+        except (OSError, ValueError) as err:
+            self._refuse(msg.data, str(err))
+            return
+        with self._closing:
+            if self._closed:
+                return
+            if self.settings is None:
+                try:
+                    self._start(settings)
+                except ValueError as err:
+                    self._refuse(msg.data, str(err))
+                    return
+                self.get_logger().info(f"sim started for {msg.data}: {settings}")
+            elif settings != self.settings:
+                self._refuse(msg.data, f"{settings} differs from the running {self.settings}")
+                return
+            self.counters.add("checkpoints")
+
+    def _refuse(self, path: str, why: str) -> None:
+        """Count and log a checkpoint the sim does not follow."""
+        self.counters.add("checkpoints_refused")
+        self.get_logger().warning(f"checkpoint {path} refused: {why}")
 
     def _declare_parameters(self) -> None:
         """Declare, read and validate the parameters (ParameterError names the bad one)."""
@@ -125,6 +205,12 @@ class SimBackend(Node):
         self.action_repeat = declare(
             self, "action_repeat", 1, "control steps per command (training env.action_repeat)"
         )
+        self.checkpoint = declare(
+            self, "checkpoint", "", "run the task, image size, action repeat it trained with"
+        )
+        self.checkpoint_topic = declare(
+            self, "checkpoint_topic", "", "without checkpoint: start on the first one announced"
+        )
         try:
             get_task(self.task)
         except KeyError as err:
@@ -138,6 +224,8 @@ class SimBackend(Node):
             require_topic("trajectory_topic", self.trajectory_topic)
         require(self.episode_steps >= 0, "episode_steps", "must be >= 0 (0 = task default)")
         require(self.action_repeat >= 1, "action_repeat", "must be >= 1")
+        if self.checkpoint_topic:
+            require_topic("checkpoint_topic", self.checkpoint_topic)
 
     def _make_interfaces(self) -> None:
         """Publishers, command subscriptions and the reset service (one exclusive group)."""
@@ -264,16 +352,20 @@ class SimBackend(Node):
         return due
 
     def _diagnostic_values(self) -> dict[str, Any]:
-        """Extra values for /diagnostics."""
+        """Extra values for /diagnostics (none before the sim starts)."""
+        if self.robot is None:
+            return {}
         return {"task": self.task, "episode": self.robot.episode, "sim_time": self.robot.sim_time}
 
     def close(self) -> None:
         """Stop stepping (waiting for a running tick) and free the renderer and physics."""
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         with self._closing:
             if not self._closed:
                 self._closed = True
-                self.robot.close()
+                if self.robot is not None:
+                    self.robot.close()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sdpg_core.envs.base import EnvSpec
+from sdpg_core.fit import robot_misfit, swap_misfit
 from sdpg_core.obs import centre_crop, prepare_image
-from sdpg_core.policy import Policy, nonfinite_weights, robot_misfit, swap_misfit
+from sdpg_core.policy import Policy, nonfinite_weights
 from sdpg_core.robot import load_robot
 from tests.ros.helpers import make_checkpoint
 

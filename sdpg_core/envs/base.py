@@ -9,8 +9,9 @@ A = action dim, Ds = privileged state dim, C = 3 * frame_stack, H = W = image si
   ``StepResult(obs, reward float32 [N], terminated bool [N], truncated bool [N], info)``;
   no auto-reset: the caller resets done envs. A non-finite physics state is a termination
   with zero reward and finite (zeroed) observations.
-- ``observe()``: ``{"state": float32 [N, Ds], "pixels": uint8 [R, C, H, W]}``; pixels exist
-  only for ``render_ids`` (the nominal envs) and only when the env renders.
+- ``observe()``: ``{"state": float32 [N, Ds], "pixels": uint8 [R, C, H, W], "proprio":
+  float32 [N, P]}``; pixels exist only for ``render_ids`` (the nominal envs) and only when the
+  env renders; proprio only for tasks with a proprioception group (``obs.proprio``).
 - ``get_state(ids)`` / ``set_state(state, ids)``: exact round trip of everything that affects
   future observations, rewards and success (physics, task extras such as targets, step
   counter, previous action, success-window count, and frame stacks of rendered envs).
@@ -26,6 +27,8 @@ import abc
 from dataclasses import dataclass, field
 
 import numpy as np
+
+EVAL_SEED = 12345  # default seed of evaluation episodes (sdpg eval, the ROS sim deploy)
 
 
 def episode_seed(seed: int, episode: int) -> list[int]:
@@ -49,6 +52,9 @@ class EnvSpec:
     has_success: bool
     joint_names: tuple[str, ...]  # actuated joints, in action order
     camera: str
+    proprio_dim: int = 0  # P of the actor's proprio group (0: the actor sees pixels only)
+    default_pose: tuple[float, ...] = ()  # proprio positions are relative to it, per joint
+    velocity_scale: float = 0.0  # proprio velocities are scaled by it
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoints and policy metadata."""
@@ -64,11 +70,14 @@ class EnvSpec:
             "has_success": self.has_success,
             "joint_names": list(self.joint_names),
             "camera": self.camera,
+            "proprio_dim": self.proprio_dim,
+            "default_pose": list(self.default_pose),
+            "velocity_scale": self.velocity_scale,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> EnvSpec:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict`` (specs saved before the proprio group have none)."""
         shape = data["pixel_shape"]
         return cls(
             task=data["task"],
@@ -82,6 +91,9 @@ class EnvSpec:
             has_success=bool(data["has_success"]),
             joint_names=tuple(data["joint_names"]),
             camera=data["camera"],
+            proprio_dim=int(data.get("proprio_dim", 0)),
+            default_pose=tuple(float(v) for v in data.get("default_pose", ())),
+            velocity_scale=float(data.get("velocity_scale", 0.0)),
         )
 
 

@@ -1,12 +1,10 @@
-"""Test helpers for the ROS nodes: tiny untrained checkpoints, message collectors, and
-stand-ins for the ROS 2 ``launch`` packages (not on the registries)."""
+"""Test helpers for the ROS nodes: tiny untrained checkpoints and message collectors."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -32,14 +30,15 @@ def make_checkpoint(
     task: str = "reacher",
     nan: bool = False,
     overflow: bool = False,
+    overrides: tuple[str, ...] = (),
 ) -> Path:
     """Write a loadable checkpoint of a randomly initialised pixel actor (no training).
 
     ``seed`` picks the weights (different seeds act differently); ``nan`` poisons the mean
     head's bias with NaN; ``overflow`` keeps every weight finite but makes the mean head sum
-    +inf and -inf, so every action is NaN.
+    +inf and -inf, so every action is NaN. ``overrides`` change its training config.
     """
-    cfg = resolve(task, overrides=[f"env.image_size={image_size}", *TINY_MODEL])
+    cfg = resolve(task, overrides=[f"env.image_size={image_size}", *TINY_MODEL, *overrides])
     env = make_env(task, cfg.env, 1, render=False)
     pixels = (3 * cfg.env.frame_stack, image_size, image_size)
     spec = dataclasses.replace(env.spec, obs_mode="pixels", pixel_shape=pixels)
@@ -106,56 +105,3 @@ class Arrivals:
         the time from ``start`` to the first arrival and from the last arrival to ``end``)."""
         inside = [start, *(t for t in self.times if start <= t <= end), end]
         return 1e3 * max(b - a for a, b in itertools.pairwise(inside))
-
-
-class LaunchAction:
-    """Stand-in for a ROS 2 launch action or description: keeps its arguments."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
-class LaunchNode(LaunchAction):
-    """Stand-in for ``launch_ros.actions.Node``."""
-
-
-class LaunchLifecycleNode(LaunchNode):
-    """Stand-in for ``launch_ros.actions.LifecycleNode``."""
-
-
-class LaunchConfiguration:
-    """Stand-in for ``launch.substitutions.LaunchConfiguration``: reads a dict context."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def perform(self, context: dict[str, str]) -> str:
-        """The argument's value in ``context``."""
-        return context[self.name]
-
-
-def launch_stand_ins() -> dict[str, types.ModuleType]:
-    """Modules standing in for ``launch`` / ``launch_ros`` (by their import names)."""
-    members = {
-        "launch": {"LaunchDescription": LaunchAction},
-        "launch.actions": {
-            "DeclareLaunchArgument": LaunchAction,
-            "IncludeLaunchDescription": LaunchAction,
-            "OpaqueFunction": LaunchAction,
-            "Shutdown": LaunchAction,
-            "GroupAction": LaunchAction,
-        },
-        "launch.launch_description_sources": {"AnyLaunchDescriptionSource": LaunchAction},
-        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
-        "launch_ros": {},
-        "launch_ros.actions": {
-            "Node": LaunchNode,
-            "LifecycleNode": LaunchLifecycleNode,
-            "PushRosNamespace": LaunchAction,
-        },
-    }
-    modules = {}
-    for name, attributes in members.items():
-        modules[name] = types.ModuleType(name)
-        modules[name].__dict__.update(attributes)
-    return modules

@@ -145,7 +145,8 @@ def test_train_flags_become_trainer_parameters():
     args = cli.build_parser().parse_args(
         ["train", "--task", "reacher", "--algo", "ppo", "--set", "ppo.lr=1e-3", "--seed", "3"]
     )
-    params = cli.trainer_parameters(args)
+    (trainer,) = cli.train_specs(args)
+    params = trainer.parameters
     assert params["overrides"] == ["ppo.lr=1e-3", "run.algo=ppo"]
     assert params["task"] == "reacher" and params["seed"] == 3 and "minutes" not in params
 
@@ -178,9 +179,11 @@ def test_mismatches_exit_2_before_any_node_starts(policy_file, tmp_path, monkeyp
         (["--backend", "sim", "--no-hot-reload", "--no-activate"], False, False),
     ],
 )
-def test_real_hardware_neither_activates_nor_hot_reloads_by_default(flags, hot_reload, autostart):
-    args = cli.build_parser().parse_args(["deploy", "--checkpoint", "p.pt", *flags])
-    policy, bridge = cli.deploy_parameters(args)
+def test_real_hardware_neither_activates_nor_hot_reloads_by_default(
+    policy_file, flags, hot_reload, autostart
+):
+    args = cli.build_parser().parse_args(["deploy", "--checkpoint", str(policy_file), *flags])
+    policy, bridge = (spec.parameters for spec in cli.deploy_specs(args)[-2:])
     assert policy["hot_reload"] is hot_reload and bridge["autostart"] is autostart
     assert policy["robot"] == bridge["robot"] == "reacher"
     # the sim has no e-stop publisher; on hardware the bridge waits for the e-stop state
@@ -207,7 +210,8 @@ def test_a_malformed_params_file_is_one_line_before_any_node(policy_file, tmp_pa
     argv = ["deploy", "--checkpoint", str(policy_file), "--params-file", str(params)]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"sdpg-ros deploy: error: params file {params}")
+    prefix = f"sdpg-ros deploy: error: argument --params-file: params file {params}"
+    assert len(err) == 1 and err[0].startswith(prefix)
 
 
 def test_a_namespaced_sim_session_runs_and_a_bad_namespace_is_refused(policy_file, tmp_path):
@@ -233,9 +237,8 @@ def composed_deploy(graph, checkpoint: Path) -> PolicyNode:
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         return graph.add(cls(context=graph.context, parameter_overrides=overrides))
 
-    policy, bridge = cli.deploy_parameters(
-        cli.build_parser().parse_args(["deploy", "--checkpoint", str(checkpoint)])
-    )
+    args = cli.build_parser().parse_args(["deploy", "--checkpoint", str(checkpoint)])
+    policy, bridge = (spec.parameters for spec in cli.deploy_specs(args)[-2:])
     add(SimBackend, task="reacher", image_size=64)
     node = add(PolicyNode, **policy)
     add(HardwareBridge, **bridge)

@@ -1,9 +1,8 @@
-"""The ROS package: colcon builds it as ros.ament_python; launch files name real executables."""
+"""The ROS package: colcon builds it as ros.ament_python; the launch files (run against
+stand-ins for ``launch``) start the sessions' nodes, every one a console script."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import os
 import re
 import shutil
@@ -14,7 +13,16 @@ from pathlib import Path
 import pytest
 from ament_index_python.packages import PackageNotFoundError
 
-from tests.ros.helpers import LaunchLifecycleNode, LaunchNode, launch_stand_ins, make_checkpoint
+from sdpg_ros import cli, session_checks, sessions
+from tests.ros.helpers import make_checkpoint
+from tests.ros.launch_stand_ins import (
+    LaunchLifecycleNode,
+    LaunchNode,
+    launch_stand_ins,
+    load_launch_file,
+    run_launch,
+    unwrap,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "ros2_ws"
@@ -27,26 +35,26 @@ def console_scripts() -> set[str]:
     return set(re.findall(r'"([\w-]+) = [\w.]+:main"', text))
 
 
-def launch_executables(path: Path) -> list[tuple[str, str]]:
-    """(package, executable) of every Node/LifecycleNode a launch file creates."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call):
-            kwargs = {k.arg: k.value for k in node.keywords if isinstance(k.value, ast.Constant)}
-            if "executable" in kwargs and "package" in kwargs:
-                found.append((kwargs["package"].value, kwargs["executable"].value))
-    return found
-
-
 def test_launch_files_exist():
     assert {p.name for p in LAUNCH_FILES} >= {"deploy.launch.py", "train.launch.py"}
 
 
-@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_executables_are_console_scripts(path):
-    executables = launch_executables(path)
-    ours = {exe for pkg, exe in executables if pkg == "sdpg_ros"}
-    assert ours, f"{path.name} starts no sdpg_ros node"
+def test_session_nodes_are_console_scripts_and_sdpg_ros_classes(tmp_path):
+    checkpoint = str(make_checkpoint(tmp_path / "policy.pt"))
+    specs = sessions.deploy("sim", "reacher", checkpoint) + sessions.train(
+        "reacher", eval_in_sim=True
+    )
+    ours = {spec.executable for spec in specs if spec.package == "sdpg_ros"}
+    assert (
+        ours
+        == set(cli.NODE_CLASSES)
+        == {
+            "sim_backend",
+            "policy_node",
+            "hardware_bridge",
+            "trainer_node",
+        }
+    )
     assert ours <= console_scripts(), ours - console_scripts()
 
 
@@ -105,35 +113,25 @@ def launch_file(monkeypatch):
     def load(name: str, tf_installed: bool = False):
         for module_name, module in launch_stand_ins().items():
             monkeypatch.setitem(sys.modules, module_name, module)
-        spec = importlib.util.spec_from_file_location(name.split(".")[0], ROOT / "launch" / name)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
 
         def prefix(package: str) -> str:
             if package == "robot_state_publisher" and tf_installed:
                 return "/opt/ros"
             raise PackageNotFoundError(package)
 
-        monkeypatch.setattr(module, "get_package_share_directory", lambda _package: str(ROOT))
-        if hasattr(module, "get_package_prefix"):
-            monkeypatch.setattr(module, "get_package_prefix", prefix)
-        return module
+        monkeypatch.setattr(session_checks, "get_package_prefix", prefix)
+        return load_launch_file(ROOT / "launch" / name)
 
     return load
 
 
-def run_launch(module, **arguments) -> list:
-    """The actions the launch file's OpaqueFunction returns for ``arguments`` (else defaults)."""
-    context = {name: default for name, (default, _) in module.ARGUMENTS.items()} | arguments
-    return module.nodes(context)
-
-
 def started(actions: list) -> dict:
     """{executable: the dict of parameters the launch arguments set} for each node action."""
+    nodes = [unwrap(a)[1] for a in actions]
     return {
-        a.kwargs["executable"]: a.kwargs["parameters"][-1]
-        for a in actions
-        if isinstance(a, LaunchNode)
+        n.kwargs["executable"]: n.kwargs["parameters"][-1]
+        for n in nodes
+        if isinstance(n, LaunchNode)
     }
 
 
@@ -151,32 +149,43 @@ def test_deploy_launch_sim_and_real_defaults(launch_file, launch_checkpoints, tm
     module = launch_file("deploy.launch.py")
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters: {}\n")
-    sim = run_launch(module, checkpoint=launch_checkpoints["reacher"], params_file=str(params))
+    checkpoint = launch_checkpoints["reacher"]
+    sim = run_launch(module, checkpoint=checkpoint, params_file=str(params))
     assert isinstance(sim[-1], LaunchLifecycleNode)  # the bridge starts last
     nodes = started(sim)
     assert list(nodes) == ["sim_backend", "policy_node", "hardware_bridge"]  # no TF: not installed
-    assert nodes["sim_backend"]["image_size"] == 48
+    assert nodes["sim_backend"]["checkpoint"] == checkpoint  # its camera size, repeat and task
     assert nodes["hardware_bridge"]["autostart"] and not nodes["hardware_bridge"]["wait_for_e_stop"]
     assert nodes["policy_node"]["hot_reload"] and nodes["policy_node"]["robot"] == "reacher"
     for action in sim:  # package defaults, then the params file, then the launch arguments
-        assert action.kwargs["parameters"][1] == str(params)
-    real = started(run_launch(module, backend="real", checkpoint=launch_checkpoints["reacher"]))
-    assert list(real) == ["policy_node", "hardware_bridge"]
-    assert (
-        not real["hardware_bridge"]["autostart"]
-        and "wait_for_e_stop" not in real["hardware_bridge"]
+        name = action.kwargs["executable"]
+        default, given, _ = action.kwargs["parameters"]
+        assert (default, given) == (str(ROOT / "config" / f"{name}.yaml"), str(params))
+        assert action.kwargs["name"] == name and action.kwargs["output"] == "screen"
+    real = run_launch(module, backend="real", checkpoint=checkpoint, camera_topic="/cam/image")
+    assert list(started(real)) == ["policy_node", "hardware_bridge"]
+    bridge = started(real)["hardware_bridge"]
+    assert not bridge["autostart"] and "wait_for_e_stop" not in bridge
+    assert not started(real)["policy_node"]["hot_reload"]
+    assert all(a.kwargs["remappings"] == [("camera/image_raw", "/cam/image")] for a in real)
+    asked = run_launch(
+        module, backend="real", checkpoint=checkpoint, autostart="true", hot_reload="true"
     )
-    assert not real["policy_node"]["hot_reload"]
-    asked = started(
-        run_launch(
-            module,
-            backend="real",
-            checkpoint=launch_checkpoints["reacher"],
-            autostart="true",
-            hot_reload="true",
-        )
+    assert started(asked)["hardware_bridge"]["autostart"]
+    assert started(asked)["policy_node"]["hot_reload"]
+
+
+def test_deploy_launch_includes_the_driver_launch_first(launch_file, launch_checkpoints, tmp_path):
+    driver = tmp_path / "driver.launch.xml"
+    driver.write_text("<launch/>\n")
+    module = launch_file("deploy.launch.py")
+    checkpoint = launch_checkpoints["reacher"]
+    include, *nodes = run_launch(
+        module, backend="real", checkpoint=checkpoint, driver_launch=str(driver)
     )
-    assert asked["hardware_bridge"]["autostart"] and asked["policy_node"]["hot_reload"]
+    (source,) = include.args  # AnyLaunchDescriptionSource: .py, .xml or .yaml
+    assert source.args == (str(driver),)
+    assert [n.kwargs["executable"] for n in nodes] == ["policy_node", "hardware_bridge"]
 
 
 def test_deploy_launch_starts_tf_only_when_installed(launch_file, launch_checkpoints):
@@ -188,6 +197,7 @@ def test_deploy_launch_starts_tf_only_when_installed(launch_file, launch_checkpo
         "policy_node",
         "hardware_bridge",
     ]
+    assert "<robot" in with_tf["robot_state_publisher"]["robot_description"]
     module = launch_file("deploy.launch.py", tf_installed=False)
     with pytest.raises(ValueError, match=r"'publish_tf'.*robot_state_publisher is not installed"):
         run_launch(module, checkpoint=checkpoint, publish_tf="true")
@@ -206,6 +216,8 @@ def test_deploy_launch_starts_tf_only_when_installed(launch_file, launch_checkpo
         ({"params_file": "/nonexistent.yaml"}, "params_file"),
         ({"params_file": "MALFORMED"}, "params_file"),
         ({"backend": "real", "driver_launch": "/nonexistent.launch.py"}, "driver_launch"),
+        ({"namespace": "1bad"}, "namespace"),
+        ({"seed": "x"}, "seed"),
     ],
 )
 def test_deploy_launch_checks_every_argument_before_any_node(
@@ -218,7 +230,7 @@ def test_deploy_launch_checks_every_argument_before_any_node(
         arguments = {"params_file": str(malformed)}
     values = {"checkpoint": launch_checkpoints["reacher"], **arguments}
     values["checkpoint"] = launch_checkpoints.get(values["checkpoint"], values["checkpoint"])
-    with pytest.raises(ValueError, match=f"argument '{name}'"):
+    with pytest.raises(ValueError, match=f"^deploy.launch.py: argument '{name}': "):
         run_launch(module, **values)
 
 
@@ -232,13 +244,15 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
     assert isinstance(actions[-1], LaunchLifecycleNode)
     nodes = started(actions)
     assert list(nodes) == ["trainer_node", "sim_backend", "policy_node", "hardware_bridge"]
-    assert nodes["sim_backend"]["image_size"] == 48
+    assert nodes["trainer_node"]["overrides"] == ["env.image_size=48"]
+    assert nodes["sim_backend"] == {"checkpoint_topic": "trainer/checkpoint"}  # the first one
     assert nodes["hardware_bridge"]["autostart"] and not nodes["hardware_bridge"]["wait_for_e_stop"]
     assert nodes["policy_node"]["robot"] == "reacher" and nodes["policy_node"]["hot_reload"]
     assert all(str(params) in a.kwargs["parameters"] for a in actions)
     assert list(started(run_launch(module))) == ["trainer_node"]
-    trainer = next(a for a in actions if a.kwargs.get("executable") == "trainer_node")
+    trainer, *live = actions
     assert "on_exit" in trainer.kwargs  # the session ends with its training
+    assert not any("on_exit" in a.kwargs for a in live)
 
 
 @pytest.mark.parametrize(
@@ -246,16 +260,18 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
     [
         ({"eval_in_sim": "yes"}, "'eval_in_sim'"),
         ({"iterations": "many"}, "'iterations'"),
+        ({"iterations": "abc"}, "'iterations'"),
         ({"minutes": "-1"}, "'minutes'"),
         ({"minutes": "nan"}, "'minutes'"),
         ({"device": "tpu"}, "'device'"),
         ({"params_file": "/nonexistent.yaml"}, "'params_file'"),
-        ({"overrides": "sdpg.horizonn=3"}, "sdpg.horizonn"),
+        ({"overrides": "sdpg.horizonn=3"}, "'overrides'.*sdpg.horizonn"),
         ({"task": "cartpole_swingup", "eval_in_sim": "true"}, "'robot'"),
+        ({"namespace": "1bad"}, "'namespace'"),
     ],
 )
 def test_train_launch_checks_every_argument_before_any_node(launch_file, arguments, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=f"^train.launch.py: argument {match}"):
         run_launch(launch_file("train.launch.py"), **arguments)
 
 
@@ -264,11 +280,9 @@ def test_launch_files_push_every_node_into_the_namespace(launch_file, launch_che
     module = launch_file(name)
     extra = {"checkpoint": launch_checkpoints["reacher"]} if name.startswith("deploy") else {}
     plain = run_launch(module, **extra)
-    (group,) = run_launch(module, namespace="arm1", **extra)
-    push, *inside = group.args[0]
-    assert push.args == ("/arm1",)
-    assert [a.kwargs.get("executable") for a in inside] == [
-        a.kwargs.get("executable") for a in plain
-    ]
+    pushed = [unwrap(action) for action in run_launch(module, namespace="arm1", **extra)]
+    assert {namespace for namespace, _ in pushed} == {"/arm1"}
+    same = lambda a: (a.kwargs["executable"], a.kwargs["parameters"])  # noqa: E731
+    assert [same(a) for _, a in pushed] == [same(a) for a in plain]
     with pytest.raises(ValueError, match="argument 'namespace'"):
         run_launch(module, namespace="bad ns", **extra)

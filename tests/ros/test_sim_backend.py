@@ -10,15 +10,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray, Header
+from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sdpg_core.sim import SimRobot
-from sdpg_ros.common import RELIABLE_QOS, SENSOR_QOS, ParameterError, stamp_to_ns
+from sdpg_ros.common import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ParameterError, stamp_to_ns
 from sdpg_ros.image_conversion import to_numpy
-from sdpg_ros.sim_backend import SimBackend
-from tests.ros.helpers import Collector
+from sdpg_ros.sim_backend import Settings, SimBackend
+from tests.ros.helpers import Collector, make_checkpoint
 
 
 def backend(graph, **params) -> SimBackend:
@@ -184,6 +184,8 @@ def test_sim_time_stamps_and_camera_rate(graph):
         ({"image_size": 0}, "image_size"),
         ({"command_topic": "bad topic"}, "command_topic"),
         ({"camera_rate_hz": -1.0}, "camera_rate_hz"),
+        ({"checkpoint": "/nonexistent.pt"}, "checkpoint"),
+        ({"checkpoint_topic": "bad topic"}, "checkpoint_topic"),
     ],
 )
 def test_invalid_parameters_are_named(graph, params, name):
@@ -194,3 +196,41 @@ def test_invalid_parameters_are_named(graph, params, name):
         )
     # the traceback still references the node: only an explicit destroy takes it off the graph
     assert "sim_backend" not in probe(graph).get_node_names(), raised.value
+
+
+def test_the_checkpoint_sets_task_camera_size_and_action_repeat(graph, tmp_path):
+    path = make_checkpoint(tmp_path / "p.pt", image_size=40, overrides=("env.action_repeat=2",))
+    sim = backend(graph, checkpoint=str(path), task="cartpole_swingup", image_size=64)
+    images = Collector(probe(graph), Image, "camera/image_raw", SENSOR_QOS)
+    assert graph.spin_until(lambda: len(images) >= 2)
+    assert sim.settings == Settings("reacher", 40, 2)  # the checkpoint's, not the parameters'
+    assert (images.last.height, images.last.width) == (40, 40)
+    once = SimRobot("reacher")  # one control step per command
+    assert sim.robot.spec.control_dt == pytest.approx(2 * once.spec.control_dt)
+    once.close()
+
+
+def test_in_a_training_session_the_sim_starts_on_the_first_checkpoint(graph, tmp_path):
+    """No sim until a checkpoint is announced; later ones with its settings are followed, one
+    with another camera size is refused (the running policy node refuses that swap too)."""
+    first = make_checkpoint(tmp_path / "first.pt", image_size=40)
+    same = make_checkpoint(tmp_path / "same.pt", image_size=40, seed=1)
+    other = make_checkpoint(tmp_path / "other.pt", image_size=48)
+    sim = backend(graph, checkpoint_topic="trainer/checkpoint")
+    node = probe(graph)
+    images = Collector(node, Image, "camera/image_raw", SENSOR_QOS)
+    paths = node.create_publisher(String, "trainer/checkpoint", LATCHED_QOS)
+    count = lambda key: sim.counters.as_dict().get(key, 0)  # noqa: E731
+
+    def announce(path, key: str, total: int) -> None:
+        paths.publish(String(data=str(path)))
+        assert graph.spin_until(lambda: count(key) == total), (path, sim.counters.as_dict())
+
+    announce(tmp_path / "missing.pt", "checkpoints_refused", 1)
+    assert sim.robot is None and node.count_publishers("camera/image_raw") == 0
+    announce(first, "checkpoints", 1)
+    assert graph.spin_until(lambda: len(images) >= 2)
+    assert (images.last.height, sim.settings) == (40, Settings("reacher", 40, 1))
+    announce(same, "checkpoints", 2)
+    announce(other, "checkpoints_refused", 2)
+    assert sim.settings.image_size == 40 and images.last.height == 40
