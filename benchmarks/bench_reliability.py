@@ -60,11 +60,11 @@ def split_half(trainer: SDPGTrainer) -> tuple[torch.Tensor, torch.Tensor]:
     env_state = copy.deepcopy(trainer.env.state_dict())
     normalizer = copy.deepcopy(trainer.learner.normalizer.state_dict())
     trainer.collect()
-    first, nominal = ascent_direction(trainer), trainer.storage.actor_obs.clone()
+    first, nominal = ascent_direction(trainer), trainer.storage.actor_obs.main.clone()
     trainer.env.load_state_dict(env_state)
     trainer.learner.normalizer.load_state_dict(normalizer)
     trainer.collect()
-    if not torch.equal(nominal, trainer.storage.actor_obs):
+    if not torch.equal(nominal, trainer.storage.actor_obs.main):
         raise RuntimeError("nominal rollouts differ after restoring the state")
     return first, ascent_direction(trainer)
 

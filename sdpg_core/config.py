@@ -60,6 +60,7 @@ class ModelConfig(Section):
     encoder_channels: int = 32
     encoder_strides: tuple[int, ...] = (2, 1, 1, 1)
     encoder_features: int = 128
+    proprio_features: int = 64  # width of the MLP on the proprio group, fused with the pixels
     actor_hidden: tuple[int, ...] = (128, 64, 32)
     critic_hidden: tuple[int, ...] = (64, 64)
 
@@ -245,6 +246,7 @@ def _size_checks(cfg: Config) -> dict[str, bool]:
         "model.encoder_strides": len(model.encoder_strides) >= 1
         and min(model.encoder_strides) >= 1,
         "model.encoder_features": model.encoder_features >= 1,
+        "model.proprio_features": model.proprio_features >= 1,
         "model.actor_hidden": all(h >= 1 for h in model.actor_hidden),
         "model.critic_hidden": all(h >= 1 for h in model.critic_hidden),
     }

@@ -7,6 +7,7 @@ from torch import nn
 
 from sdpg_core.config import ModelConfig
 from sdpg_core.envs.base import EnvSpec
+from sdpg_core.obs import ActorObs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,13 +99,21 @@ class PixelEncoder(nn.Module):
 
 
 class Actor(nn.Module):
-    """Pre-tanh Gaussian policy: mean head on pixels or normalised state, learned log-std vector."""
+    """Pre-tanh Gaussian policy: mean head on pixels (fused with an MLP on the proprio group
+    when the task has one) or on normalised state; a learned log-std vector."""
 
     def __init__(self, spec: EnvSpec, cfg: ModelConfig) -> None:
         super().__init__()
+        self.proprio: nn.Module | None = None
         if spec.obs_mode == "pixels":
             self.encoder: nn.Module = PixelEncoder(spec.pixel_shape, cfg)
             features = self.encoder.out_dim
+            if spec.proprio_dim:
+                width = cfg.proprio_features
+                self.proprio = nn.Sequential(
+                    nn.Linear(spec.proprio_dim, width), nn.LayerNorm(width), nn.ELU()
+                )
+                features += width
         else:
             self.encoder = nn.Identity()
             features = spec.state_dim
@@ -113,9 +122,12 @@ class Actor(nn.Module):
         self.apply(orthogonal_init)
         nn.init.orthogonal_(self.head[-1].weight, 0.01)  # initial mean ~ 0: explore around it
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: ActorObs) -> tuple[torch.Tensor, torch.Tensor]:
         """obs [n, ...] -> (mu [n, A], log_sigma [n, A]), unclamped."""
-        mu = self.head(self.encoder(obs))
+        features = self.encoder(obs.main)
+        if self.proprio is not None:
+            features = torch.cat([features, self.proprio(obs.proprio)], dim=-1)
+        mu = self.head(features)
         return mu, self.log_sigma.expand_as(mu)
 
 

@@ -2,10 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
 from torch import nn
+
+
+def proprio(
+    position: np.ndarray,
+    velocity: np.ndarray,
+    prev_action: np.ndarray,
+    default_pose: Sequence[float],
+    velocity_scale: float,
+) -> np.ndarray:
+    """The ``proprio`` group float32 [n, 3A]: joint positions relative to the default pose,
+    scaled joint velocities and the previous action, each [n, A] in the policy's joint order
+    (a joint state message is put in that order by ``safety.measured_by_name``). Training,
+    evaluation and the ROS policy node all call this function."""
+    return np.concatenate(
+        [
+            np.asarray(position, dtype=np.float64) - np.asarray(default_pose),
+            velocity_scale * np.asarray(velocity, dtype=np.float64),
+            np.asarray(prev_action, dtype=np.float64),
+        ],
+        axis=-1,
+    ).astype(np.float32)
+
+
+@dataclass
+class ActorObs:
+    """What the actor sees, with the same leading dims on every part: ``main`` (uint8 pixels
+    [..., C, H, W], or normalised state [..., Ds]) and ``proprio`` ([..., P] float32, or None
+    for tasks without a proprioception group)."""
+
+    main: torch.Tensor
+    proprio: torch.Tensor | None = None
+
+    @classmethod
+    def zeros(cls, lead: tuple[int, ...], spec: Any, device: torch.device | str) -> ActorObs:
+        """Zero-filled parts for an env spec: pixels (with proprio if the task has a group) or
+        state, each with leading dims ``lead``."""
+        if spec.obs_mode == "pixels":
+            main = torch.zeros((*lead, *spec.pixel_shape), dtype=torch.uint8, device=device)
+            width = spec.proprio_dim
+            return cls(main, torch.zeros((*lead, width), device=device) if width else None)
+        return cls(torch.zeros((*lead, spec.state_dim), device=device))
+
+    def _map(self, fn: Any) -> ActorObs:
+        """Apply ``fn`` to every part."""
+        return ActorObs(fn(self.main), None if self.proprio is None else fn(self.proprio))
+
+    def __getitem__(self, index: Any) -> ActorObs:
+        """Rows ``index`` of every part."""
+        return self._map(lambda x: x[index])
+
+    def __setitem__(self, index: Any, value: ActorObs) -> None:
+        """Write ``value``'s parts into rows ``index``."""
+        self.main[index] = value.main
+        if self.proprio is not None:
+            self.proprio[index] = value.proprio
+
+    def __len__(self) -> int:
+        """Size of the first leading dim."""
+        return len(self.main)
+
+    def flatten(self, start: int, end: int) -> ActorObs:
+        """Leading dims ``start..end`` merged (e.g. [T, B, ...] -> [T * B, ...])."""
+        return self._map(lambda x: x.flatten(start, end))
+
+    def to(self, device: torch.device | str) -> ActorObs:
+        """Every part on ``device``."""
+        return self._map(lambda x: x.to(device))
 
 
 class FrameStack:

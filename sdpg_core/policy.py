@@ -1,14 +1,14 @@
 """Deployable policy: actor + normaliser + frame stack + metadata, from a checkpoint.
 
-The same observation code runs in training, evaluation and the ROS policy node. Also the
-checks that say whether a checkpoint fits a robot or a running deployment, made on its stored
-spec before any network is built.
+The same observation code runs in training, evaluation and the ROS policy node. The checks
+that say whether a checkpoint fits a robot or a running deployment, made on its stored spec
+before any network is built, are in ``sdpg_core.fit`` (no torch).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,72 +17,11 @@ from sdpg_core import checkpoint
 from sdpg_core.action import env_action
 from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.envs.registry import get_task
+from sdpg_core.fit import Misfit, checkpoint_spec
 from sdpg_core.models import Actor, resolve_device
-from sdpg_core.obs import FrameStack, RunningNormalizer, prepare_image
-from sdpg_core.robot import RobotConfig
+from sdpg_core.obs import ActorObs, FrameStack, RunningNormalizer, prepare_image, proprio
 
 POLICY_PARTS = ("config", "spec", "actor", "normalizer")
-
-
-class Misfit(NamedTuple):
-    """Why a checkpoint cannot run here: a short ``reason`` (a counter key) and a message."""
-
-    reason: str
-    message: str
-
-
-def checkpoint_spec(data: dict[str, Any], source: str | Path) -> EnvSpec:
-    """The env spec stored in checkpoint ``data`` (ValueError naming ``source`` if malformed)."""
-    try:
-        return EnvSpec.from_dict(data["spec"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{source}: no valid env spec in the checkpoint ({err!r})") from err
-
-
-def read_metadata(path: str | Path) -> tuple[Config, EnvSpec]:
-    """The config and env spec of a checkpoint file, without building its network."""
-    data = checkpoint.load(path)
-    return from_dict(data["config"], f"{path}: config"), checkpoint_spec(data, path)
-
-
-def base_task(name: str) -> str:
-    """A registered task's name without its variant suffix (unregistered names unchanged)."""
-    try:
-        return get_task(name).base
-    except KeyError:
-        return name
-
-
-def robot_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
-    """Why a policy for ``spec`` cannot drive ``robot`` (its sim task and joints), or None."""
-    if robot.sim_task and base_task(spec.task) != base_task(robot.sim_task):
-        return Misfit(
-            "task",
-            f"policy trained on task {spec.task!r}, robot {robot.name!r} runs {robot.sim_task!r}",
-        )
-    if tuple(spec.joint_names) != tuple(robot.joints):
-        return Misfit(
-            "joints",
-            f"policy joints {list(spec.joint_names)}, robot {robot.name!r} has "
-            f"{list(robot.joints)} (same names, same order)",
-        )
-    return None
-
-
-def swap_misfit(new: EnvSpec, running: EnvSpec) -> Misfit | None:
-    """Why a policy for ``new`` cannot replace a running one for ``running``, or None."""
-    checks = (
-        ("obs_mode", new.obs_mode, running.obs_mode),
-        ("task", new.task, running.task),
-        ("joints", list(new.joint_names), list(running.joint_names)),
-        ("action_size", new.action_dim, running.action_dim),
-        ("image_size", list(new.pixel_shape or ()), list(running.pixel_shape or ())),
-    )
-    for reason, got, want in checks:
-        if got != want:
-            return Misfit(reason, f"{reason} {got} differs from the running policy's {want}")
-    return None
 
 
 def nonfinite_weights(data: dict[str, Any]) -> Misfit | None:
@@ -107,12 +46,16 @@ def load_problem(err: Exception) -> str:
 
 def actor_input(
     spec: EnvSpec, obs: dict[str, np.ndarray], normalizer: RunningNormalizer, device: torch.device
-) -> torch.Tensor:
-    """Actor input tensor from an observation dict (pixels as uint8, or normalised state)."""
+) -> ActorObs:
+    """Actor input from an observation dict: pixels as uint8 (with the proprio group when the
+    spec has one), or normalised state."""
     if spec.obs_mode == "pixels":
-        return torch.from_numpy(obs["pixels"]).to(device)
+        pixels = torch.from_numpy(obs["pixels"]).to(device)
+        if not spec.proprio_dim:
+            return ActorObs(pixels)
+        return ActorObs(pixels, torch.from_numpy(obs["proprio"]).to(device))
     state = torch.from_numpy(obs["state"]).to(device)
-    return normalizer(state).float()
+    return ActorObs(normalizer(state).float())
 
 
 class Policy:
@@ -129,7 +72,7 @@ class Policy:
         self.cfg, self.spec, self.device = cfg, spec, device
         self.actor = actor.to(device).eval()
         self.normalizer = normalizer.to(device).eval()
-        self.stream: FrameStack | None = None
+        self.reset_stream()
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Policy:
@@ -165,19 +108,34 @@ class Policy:
         return env_action(mu, self.cfg.action).cpu().numpy()  # deterministic: tanh(clamp(mu))
 
     def reset_stream(self) -> None:
-        """Forget the frame history (next image fills the whole stack)."""
-        self.stream = None
+        """Forget the frame history (next image fills the whole stack) and the last action."""
+        self.stream: FrameStack | None = None
+        self.prev_action = np.zeros(self.spec.action_dim, dtype=np.float32)
 
-    def act_image(self, image: np.ndarray) -> np.ndarray:
+    def act_image(
+        self, image: np.ndarray, joints: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
         """Action [A] for one RGB camera image [H, W, 3] uint8 of any size, stacking frames as
-        in training (``prepare_image``: centre crop to the training aspect ratio, area resize)."""
-        if self.spec.obs_mode != "pixels":
-            raise ValueError(f"policy for {self.spec.task!r} acts on state, not images")
-        channels, height, width = self.spec.pixel_shape
+        in training (``prepare_image``: centre crop to the training aspect ratio, area resize).
+        ``joints`` = (positions, velocities) [A] in the policy's joint order: the proprio group,
+        with this policy's previous action, for specs that have one (``obs.proprio``)."""
+        spec = self.spec
+        if spec.obs_mode != "pixels":
+            raise ValueError(f"policy for {spec.task!r} acts on state, not images")
+        channels, height, width = spec.pixel_shape
         frame = prepare_image(image, height, width)[None]
         if self.stream is None:
             self.stream = FrameStack(1, channels // 3, height, width)
             self.stream.reset(np.zeros(1, dtype=np.int64), frame)
         else:
             self.stream.push(np.zeros(1, dtype=np.int64), frame)
-        return self.act({"pixels": self.stream.frames})[0]
+        obs = {"pixels": self.stream.frames}
+        if spec.proprio_dim:
+            if joints is None:
+                raise ValueError(f"policy for {spec.task!r} needs joint positions and velocities")
+            position, velocity = (np.asarray(v, dtype=np.float64)[None] for v in joints)
+            obs["proprio"] = proprio(
+                position, velocity, self.prev_action[None], spec.default_pose, spec.velocity_scale
+            )
+        self.prev_action = self.act(obs)[0]
+        return self.prev_action

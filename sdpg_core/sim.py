@@ -152,8 +152,8 @@ class SimRobot:
         """Largest square image the offscreen buffer can render."""
         return int(min(self.model.vis.global_.offwidth, self.model.vis.global_.offheight))
 
-    def command_to_action(self, command: np.ndarray) -> np.ndarray:
-        """Command in physical units [A] -> env action in [-1, 1]; CommandError if malformed."""
+    def check_command(self, command: np.ndarray) -> np.ndarray:
+        """Command in physical units [A] -> actuator ctrl [A]; CommandError if malformed."""
         values = np.asarray(command, dtype=np.float64).reshape(-1)
         if values.shape != (self.model.nu,):
             raise CommandError(
@@ -161,19 +161,22 @@ class SimRobot:
             )
         if not np.isfinite(values).all():
             raise CommandError("nonfinite", f"command contains NaN or inf: {values.tolist()}")
-        ctrl = np.clip(values * self._scale, self._low, self._high)
-        return (2.0 * (ctrl - self._low) / (self._high - self._low) - 1.0).astype(np.float32)
+        return np.clip(values * self._scale, self._low, self._high)
 
     def set_command(self, command: np.ndarray) -> None:
         """Hold ``command`` (efforts or positions in joint order) until the next one."""
-        self.action = self.command_to_action(command)
+        self._ctrl = self.check_command(command)
 
-    def hold_action(self) -> np.ndarray:
-        """The action before any command: zero effort, or the current joint positions."""
-        if self.interface == EFFORT:
-            return self.command_to_action(np.zeros(self.model.nu))
-        qpos = self.env.physics[0, 1 : 1 + self.model.nq]
-        return self.command_to_action(qpos[self._qpos_ids])
+    @property
+    def action(self) -> np.ndarray:
+        """The env action that follows the held command from the current state (before any
+        command: zero effort, or the task's hold position)."""
+        ctrl, extras = self._ctrl, self.env.extras[:1]
+        if ctrl is None and self.interface == EFFORT:
+            ctrl = np.zeros(self.model.nu)
+        elif ctrl is None:
+            ctrl = self.env.task.hold_ctrl(self.env.physics[:1, 1 : 1 + self.model.nq], extras)[0]
+        return self.env.task.action_for(ctrl[None], extras)[0].astype(np.float32)
 
     def step(self) -> Episode | None:
         """Advance one control step with the held command; returns the episode it ended."""
@@ -191,7 +194,7 @@ class SimRobot:
         """Initial state of episode ``self.episode``; zero return; the command is released."""
         self.env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(self.seed, self.episode)])
         self._return = 0.0
-        self.action = self.hold_action()
+        self._ctrl: np.ndarray | None = None
 
     def reset(self) -> None:
         """Start the next episode from its seeded initial state; the command is released."""
@@ -202,9 +205,7 @@ class SimRobot:
         """Positions, velocities and actuator efforts of the actuated joints."""
         m, d = self.model, self._data
         mujoco.mj_setState(m, d, self.env.physics[0], FULLPHYSICS)
-        d.ctrl[:] = self._low + (self.action.astype(np.float64) + 1.0) * 0.5 * (
-            self._high - self._low
-        )
+        d.ctrl[:] = self.env.task.control(self.action[None], self.env.extras[:1])[0][0]
         mujoco.mj_forward(m, d)
         return JointStateSample(
             self.spec.joint_names,

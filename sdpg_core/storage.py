@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 import torch
 
+from sdpg_core.envs.base import EnvSpec
+from sdpg_core.obs import ActorObs
+
 
 @dataclass
 class RolloutStorage:
     """Tensors of one horizon. N = B * G envs; actor inputs for the B nominal envs only."""
 
-    actor_obs: torch.Tensor  # [T, B, ...] uint8 pixels or float32 normalised state
+    actor_obs: ActorObs  # [T, B, ...] uint8 pixels (+ proprio [T, B, P]) or normalised state
     critic_obs: torch.Tensor  # [T, N, Ds] raw privileged state before each step
     actions: torch.Tensor  # [T, N, A] pre-tanh actions a = clamp(mu + sigma * eps)
     noise: torch.Tensor  # [T, N, A] eps (0 for nominal envs)
@@ -26,17 +29,14 @@ class RolloutStorage:
         horizon: int,
         num_nominal: int,
         num_envs: int,
-        actor_shape: tuple[int, ...],
-        actor_dtype: torch.dtype,
-        state_dim: int,
-        action_dim: int,
+        spec: EnvSpec,
         device: torch.device,
     ) -> RolloutStorage:
-        """Zero-filled storage on ``device``."""
-        t, b, n, a = horizon, num_nominal, num_envs, action_dim
+        """Zero-filled storage on ``device`` for an env of ``spec``."""
+        t, b, n, a, state_dim = horizon, num_nominal, num_envs, spec.action_dim, spec.state_dim
         f32 = {"dtype": torch.float32, "device": device}
         return cls(
-            actor_obs=torch.zeros((t, b, *actor_shape), dtype=actor_dtype, device=device),
+            actor_obs=ActorObs.zeros((t, b), spec, device),
             critic_obs=torch.zeros((t, n, state_dim), **f32),
             actions=torch.zeros((t, n, a), **f32),
             noise=torch.zeros((t, n, a), **f32),

@@ -9,6 +9,8 @@ import torch
 from sdpg_core import checkpoint
 from sdpg_core.cli import main
 from sdpg_core.config import ConfigError, resolve
+from sdpg_core.envs.base import EnvSpec
+from sdpg_core.obs import ActorObs
 from sdpg_core.policy import Policy
 from sdpg_core.session import TrainingSession
 from sdpg_core.trainers.distill import DistillTrainer, ReplayBuffer, Teacher
@@ -62,19 +64,28 @@ def test_teacher_acts_on_state_through_its_own_normaliser(teacher_path):
     labels = teacher(state)
     np.testing.assert_allclose(torch.tanh(labels).numpy(), policy.act({"state": state}))
     normalised = policy.normalizer(torch.from_numpy(state)).float()
-    mu, _ = policy.actor(normalised)
+    mu, _ = policy.actor(ActorObs(normalised))
     torch.testing.assert_close(labels, mu.detach().clamp(-2.0, 2.0))
 
 
 def test_replay_buffer_is_a_bounded_fifo():
-    buffer = ReplayBuffer(5, (1,), torch.uint8, 1)
-    buffer.add(torch.tensor([[0], [1], [2]], dtype=torch.uint8), torch.zeros(3, 1))
-    buffer.add(torch.tensor([[3], [4], [5]], dtype=torch.uint8), torch.ones(3, 1))
+    spec = EnvSpec("t", "pixels", 4, 1, (1, 1, 1), 10, 0.1, (), False, ("a",), "cam", 2)
+    buffer = ReplayBuffer(5, spec)
+    proprio = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    buffer.add(
+        ActorObs(torch.arange(3, dtype=torch.uint8).reshape(3, 1, 1, 1), proprio[:3]),
+        torch.zeros(3, 1),
+    )
+    buffer.add(
+        ActorObs(torch.arange(3, 6, dtype=torch.uint8).reshape(3, 1, 1, 1), proprio[3:]),
+        torch.ones(3, 1),
+    )
     assert len(buffer) == 5
-    assert buffer.obs.flatten().tolist() == [5, 1, 2, 3, 4]  # 0, the oldest, was dropped
+    assert buffer.obs.main.flatten().tolist() == [5, 1, 2, 3, 4]  # 0, the oldest, was dropped
+    assert buffer.obs.proprio[:, 0].tolist() == [10.0, 2.0, 4.0, 6.0, 8.0]  # rows kept together
     assert buffer.labels.flatten().tolist() == [1.0, 0.0, 0.0, 1.0, 1.0]
     obs, labels = buffer.sample(4, torch.Generator().manual_seed(0))
-    assert obs.shape == (4, 1) and labels.shape == (4, 1)
+    assert obs.main.shape == (4, 1, 1, 1) and obs.proprio.shape == (4, 2) and labels.shape == (4, 1)
 
 
 def test_distill_smoke_writes_a_loadable_student(tmp_path, teacher_path):

@@ -46,6 +46,11 @@ def test_shapes_dtypes_and_finiteness(name):
         assert result.terminated.dtype == bool and result.truncated.dtype == bool
         assert set(result.info["reward_terms"]) == set(spec.reward_terms)
         assert ("success" in result.info) == spec.has_success
+        assert ("proprio" in result.obs) == (spec.proprio_dim > 0)
+        if spec.proprio_dim:
+            assert result.obs["proprio"].shape == (4, spec.proprio_dim)
+            assert result.obs["proprio"].dtype == np.float32
+            assert np.isfinite(result.obs["proprio"]).all()
 
 
 @pytest.mark.parametrize("name", PIXEL_TASKS)
@@ -123,6 +128,7 @@ def test_nonfinite_state_terminates_with_zero_reward(name):
     result = env.step(np.zeros((4, env.spec.action_dim), np.float32))
     assert result.terminated[3] and result.reward[3] == 0.0
     assert np.isfinite(result.obs["state"]).all()
+    assert np.isfinite(result.obs.get("proprio", np.zeros(1))).all()
 
 
 def test_invalid_actions_rejected():

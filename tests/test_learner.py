@@ -17,14 +17,7 @@ def batch_with_aux_rewards(cfg: Config, aux_reward: float) -> RolloutStorage:
     hp = cfg.sdpg
     g = hp.num_perturbations + 1
     st = RolloutStorage.allocate(
-        hp.horizon,
-        hp.num_nominal,
-        hp.num_nominal * g,
-        (4,),
-        torch.float32,
-        4,
-        2,
-        torch.device("cpu"),
+        hp.horizon, hp.num_nominal, hp.num_nominal * g, SPEC, torch.device("cpu")
     )
     st.critic_obs.normal_(generator=torch.Generator().manual_seed(0))
     st.rewards.fill_(aux_reward)

@@ -6,6 +6,7 @@ import torch
 from sdpg_core.config import ModelConfig
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, PixelEncoder, SpatialSoftmax
+from sdpg_core.obs import ActorObs
 
 
 def test_spatial_softmax_finds_a_peak():
@@ -50,5 +51,17 @@ def test_encoders_map_uint8_frames_to_bounded_features(encoder):
 def test_initial_policy_mean_is_near_zero():
     spec = EnvSpec("t", "state", 6, 3, None, 10, 0.1, (), False, ("a", "b", "c"), "cam")
     actor = Actor(spec, ModelConfig())
-    mu, log_sigma = actor(torch.randn(64, 6))
+    mu, log_sigma = actor(ActorObs(torch.randn(64, 6)))
     assert mu.abs().max() < 0.1 and torch.all(log_sigma == 0.0)
+
+
+def test_the_actor_fuses_the_proprio_group_with_the_pixels():
+    spec = EnvSpec("t", "pixels", 6, 2, (3, 24, 24), 10, 0.1, (), False, ("a", "b"), "cam", 6)
+    actor = Actor(spec, ModelConfig(encoder_strides=(2, 1), encoder_features=16))
+    pixels = torch.randint(0, 256, (4, 3, 24, 24), dtype=torch.uint8)
+    proprio = torch.zeros(4, 6)
+    mu, _ = actor(ActorObs(pixels, proprio))
+    moved, _ = actor(ActorObs(pixels, proprio + 1.0))
+    assert mu.shape == (4, 2) and not torch.allclose(mu, moved)  # the joints change the action
+    mu.sum().backward()
+    assert all(p.grad is not None for p in actor.proprio.parameters())

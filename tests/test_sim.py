@@ -17,19 +17,23 @@ from sdpg_core.sim import (
 )
 
 
-def effort_for(robot: SimRobot, action: np.ndarray) -> np.ndarray:
-    """The motor efforts that the env applies for ``action`` (independent of SimRobot)."""
+def command_for(robot: SimRobot, action: np.ndarray) -> np.ndarray:
+    """The joint command (efforts, or position targets) that the env applies for ``action``
+    from the current state (the task's control, independent of SimRobot)."""
     m = robot.model
-    low, high = m.actuator_ctrlrange.T
-    ctrl = low + (action + 1.0) * 0.5 * (high - low)
+    ctrl = robot.env.task.control(action[None], robot.env.extras[:1])[0][0]
+    if robot.interface == "position":
+        return ctrl / m.actuator_gear[:, 0]
     return ctrl * m.actuator_gear[:, 0] * m.actuator_gainprm[:, 0]
 
 
 def test_reacher_effort_commands_map_through_the_gear():
     robot = SimRobot("reacher")
     assert robot.interface == "effort" and robot.spec.joint_names == ("shoulder", "elbow")
-    np.testing.assert_allclose(robot.command_to_action([0.025, -0.0125]), [0.5, -0.25])
-    np.testing.assert_allclose(robot.command_to_action([0.2, -1.0]), [1.0, -1.0])  # clipped
+    robot.set_command([0.025, -0.0125])
+    np.testing.assert_allclose(robot.action, [0.5, -0.25])
+    robot.set_command([0.2, -1.0])
+    np.testing.assert_allclose(robot.action, [1.0, -1.0])  # clipped
     robot.set_command([0.025, -0.0125])
     np.testing.assert_allclose(robot.joint_state().effort, [0.025, -0.0125], atol=1e-12)
     robot.set_command([0.2, 0.0])
@@ -87,13 +91,13 @@ def test_images_and_physics_equal_the_training_env(name):
     env = make_env(name, EnvConfig(image_size=32), 1, render=True, seed=3)
     env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(3, 0)])  # evaluation episode 0
     rng = np.random.default_rng(0)
-    assert robot.interface == "effort"  # every registered task drives motors
     for _ in range(3):
         action = rng.uniform(-0.9, 0.9, robot.spec.action_dim).astype(np.float32)
-        robot.set_command(effort_for(robot, action))
-        np.testing.assert_allclose(robot.action, action, atol=1e-6)
+        robot.set_command(command_for(robot, action))
+        applied = robot.action
+        np.testing.assert_allclose(applied, action, atol=1e-6)
         robot.step()
-        env.step(robot.action[None])
+        env.step(applied[None])
         np.testing.assert_array_equal(robot.env.physics, env.physics)
         training_frame = env.observe()["pixels"][0, -3:].transpose(1, 2, 0)
         np.testing.assert_array_equal(robot.image(32), training_frame)
@@ -212,4 +216,19 @@ def test_sim_episodes_replay_the_evaluation_episodes():
         np.testing.assert_array_equal(robot.env.extras[0], batch.extras[k])
         robot.reset()
     assert not np.array_equal(batch.extras[0], batch.extras[1])
+    robot.close()
+
+
+def test_the_arm_follows_position_commands_by_bounded_joint_deltas():
+    """A position command farther than one step away moves the targets by max_delta per step."""
+    robot = SimRobot("ur5e_reach", seed=1)
+    assert robot.interface == "position"
+    task, start = robot.env.task, robot.env.extras[0, 3:].copy()
+    np.testing.assert_array_equal(robot.action, np.zeros(6))  # no command: targets kept
+    robot.set_command(start + 1.0)
+    np.testing.assert_allclose(robot.action, np.ones(6))
+    robot.step()
+    np.testing.assert_allclose(robot.env.extras[0, 3:], start + task.max_delta, atol=1e-6)
+    robot.set_command(start + task.max_delta + 0.01)
+    np.testing.assert_allclose(robot.action, np.full(6, 0.2), atol=1e-9)
     robot.close()

@@ -15,6 +15,7 @@ from sdpg_core.config import EnvConfig
 from sdpg_core.envs.base import BatchedEnv, EnvSpec, EnvState, StepResult
 from sdpg_core.envs.registry import TaskEntry
 from sdpg_core.envs.render import PixelRenderer
+from sdpg_core.obs import proprio
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
@@ -59,6 +60,8 @@ class MujocoBatchEnv(BatchedEnv):
         self.success_window = max(1, min(window, self.episode_steps))
         self.on_target = np.zeros(num_envs, dtype=np.int64)
         self.timers: dict[str, float] = defaultdict(float)
+        joints = m.actuator_trnid[:, 0]
+        self._qpos_ids, self._dof_ids = m.jnt_qposadr[joints], m.jnt_dofadr[joints]
         self.renderer = None
         if pixels:
             camera = cfg.camera or task.camera
@@ -92,6 +95,9 @@ class MujocoBatchEnv(BatchedEnv):
             has_success=self.task.has_success,
             joint_names=self.task.joint_names(),
             camera=cfg.camera or self.task.camera,
+            proprio_dim=3 * self.model.nu if self.task.proprio else 0,
+            default_pose=tuple(self.task.default_pose) if self.task.proprio else (),
+            velocity_scale=self.task.velocity_scale if self.task.proprio else 0.0,
         )
 
     def _split(self, physics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,8 +198,7 @@ class MujocoBatchEnv(BatchedEnv):
         frame_skip * timestep, marks such a row.
         """
         start = time.perf_counter()
-        low, high = self.model.actuator_ctrlrange.T
-        ctrl = low + (actions.astype(np.float64) + 1.0) * 0.5 * (high - low)
+        ctrl, self.extras = self.task.control(actions, self.extras)
         expected = self.physics[:, 0] + self.task.frame_skip * self.model.opt.timestep
         broken_before = ~np.isfinite(self.physics).all(axis=1)
         self._pool.rollout(
@@ -224,15 +229,31 @@ class MujocoBatchEnv(BatchedEnv):
         self.timers["render"] += time.perf_counter() - start
 
     def observe(self) -> dict[str, np.ndarray]:
-        """Current observations; non-finite physics rows give zero state."""
+        """Current observations; non-finite physics rows give zero state and proprio."""
         qpos, qvel = self._split(self.physics)
         with np.errstate(invalid="ignore", over="ignore"):
             state = self.task.observation(qpos, qvel, self.extras).astype(np.float32)
-        state[~np.isfinite(state).all(axis=1)] = 0.0
+        broken = ~np.isfinite(self.physics).all(axis=1)
+        state[broken | ~np.isfinite(state).all(axis=1)] = 0.0
         obs = {"state": state}
+        if self.task.proprio:
+            obs["proprio"] = self._proprio(np.where(broken[:, None], 0.0, self.physics))
+            obs["proprio"][broken] = 0.0
         if self.renderer is not None:
             obs["pixels"] = self.renderer.stack.frames.copy()
         return obs
+
+    def _proprio(self, physics: np.ndarray) -> np.ndarray:
+        """The proprio group [N, P] of FULLPHYSICS rows (actuated joints, previous action)."""
+        qpos, qvel = self._split(physics)
+        spec = self.spec
+        return proprio(
+            qpos[:, self._qpos_ids],
+            qvel[:, self._dof_ids],
+            self.prev_action,
+            spec.default_pose,
+            spec.velocity_scale,
+        )
 
     def get_state(self, ids: np.ndarray) -> EnvState:
         """Copy of the state of ``ids`` (frames only when every id is rendered)."""

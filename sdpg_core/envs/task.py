@@ -54,6 +54,9 @@ class Task(abc.ABC):
     has_success: bool = False
     success_window: int = 1  # control steps at the episode's end over which success is judged
     reward_terms: tuple[str, ...] = ()
+    proprio: bool = False  # the actor also sees joint positions, velocities and its last action
+    default_pose: tuple[float, ...] = ()  # actuated joints; proprio positions are relative to it
+    velocity_scale: float = 0.1  # proprio joint velocities are scaled by it
 
     @abc.abstractmethod
     def build_spec(self) -> mujoco.MjSpec:
@@ -78,6 +81,24 @@ class Task(abc.ABC):
         self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray, action: np.ndarray
     ) -> dict[str, np.ndarray]:
         """Named reward terms, each float [n]."""
+
+    def control(self, action: np.ndarray, extras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ctrl [n, nu], extras) for actions in [-1, 1] (default: the actuator's ctrlrange
+        spanned linearly; extras unchanged). Tasks with stateful commands (position deltas)
+        keep their command in ``extras`` and return the updated copy."""
+        low, high = self.model.actuator_ctrlrange.T
+        return low + (action.astype(np.float64) + 1.0) * 0.5 * (high - low), extras
+
+    def action_for(self, ctrl: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """The action in [-1, 1] that ``control`` turns into ``ctrl`` [n, nu] (clipped where
+        one step cannot reach it): how a simulated robot follows a held joint command."""
+        low, high = self.model.actuator_ctrlrange.T
+        return np.clip(2.0 * (ctrl - low) / (high - low) - 1.0, -1.0, 1.0)
+
+    def hold_ctrl(self, qpos: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Position-servo ctrl [n, nu] that holds the arm still before any command (default: the
+        actuated joints' current positions)."""
+        return qpos[:, self.model.jnt_qposadr[self.model.actuator_trnid[:, 0]]]
 
     def combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         """Reward from its terms (default: the sum)."""

@@ -26,7 +26,7 @@ from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task, make_env
 from sdpg_core.models import Actor
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs import ActorObs, RunningNormalizer
 from sdpg_core.policy import Policy, actor_input
 from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 
@@ -73,26 +73,24 @@ class Teacher:
 class ReplayBuffer:
     """Bounded FIFO of (actor input, teacher action) pairs: DAgger's aggregated data set."""
 
-    def __init__(
-        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype, action_dim: int
-    ) -> None:
-        self.obs = torch.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.labels = torch.zeros((capacity, action_dim))
+    def __init__(self, capacity: int, spec: EnvSpec) -> None:
+        self.obs = ActorObs.zeros((capacity,), spec, "cpu")
+        self.labels = torch.zeros((capacity, spec.action_dim))
         self.capacity, self.size, self.cursor = capacity, 0, 0
 
     def __len__(self) -> int:
         """Pairs held."""
         return self.size
 
-    def add(self, obs: torch.Tensor, labels: torch.Tensor) -> None:
+    def add(self, obs: ActorObs, labels: torch.Tensor) -> None:
         """Append rows obs [n, ...] and labels [n, A] (n <= capacity), dropping the oldest."""
         rows = (self.cursor + torch.arange(len(obs))) % self.capacity
-        self.obs[rows] = obs.cpu()
+        self.obs[rows] = obs.to("cpu")
         self.labels[rows] = labels.cpu()
         self.cursor = (self.cursor + len(obs)) % self.capacity
         self.size = min(self.size + len(obs), self.capacity)
 
-    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[ActorObs, torch.Tensor]:
         """``batch`` pairs drawn uniformly with replacement."""
         rows = torch.randint(self.size, (batch,), generator=generator)
         return self.obs[rows], self.labels[rows]
@@ -111,9 +109,7 @@ class DistillTrainer(TrainerBase):
         self.actor = Actor(spec, cfg.model).to(self.device)
         self.normalizer = RunningNormalizer(spec.state_dim).to(self.device)
         self.optimizer = torch.optim.Adam(self.actor.parameters(), lr=hp.lr)
-        self.buffer = ReplayBuffer(
-            hp.buffer_size, tuple(spec.pixel_shape), torch.uint8, spec.action_dim
-        )
+        self.buffer = ReplayBuffer(hp.buffer_size, spec)
         self.episodes = EpisodeTracker(hp.num_envs, max(hp.num_envs, 20), spec.has_success)
         self.steps_per_iteration = self.frames_per_iteration = hp.num_envs * hp.horizon
 

@@ -27,7 +27,7 @@ from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor, Critic
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs import ActorObs, RunningNormalizer
 from sdpg_core.policy import actor_input
 from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 
@@ -36,7 +36,7 @@ from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 class PPOBatch:
     """One rollout of B envs over T steps, [T, B] leading dims."""
 
-    actor_obs: torch.Tensor  # [T, B, ...] uint8 pixels or float32 normalised state
+    actor_obs: ActorObs  # [T, B, ...] uint8 pixels (+ proprio) or float32 normalised state
     states: torch.Tensor  # [T, B, Ds] raw privileged state s_t
     next_states: torch.Tensor  # [T, B, Ds] raw state reached by step t (before any reset)
     actions: torch.Tensor  # [T, B, A] pre-tanh samples u (unclamped)
@@ -48,14 +48,10 @@ class PPOBatch:
     @classmethod
     def allocate(cls, horizon: int, envs: int, spec: EnvSpec, device: torch.device) -> PPOBatch:
         """Zero-filled batch on ``device``."""
-        pixels = spec.obs_mode == "pixels"
-        shape = tuple(spec.pixel_shape) if pixels else (spec.state_dim,)
         t, b = horizon, envs
         f32 = {"dtype": torch.float32, "device": device}
         return cls(
-            actor_obs=torch.zeros(
-                (t, b, *shape), dtype=torch.uint8 if pixels else torch.float32, device=device
-            ),
+            actor_obs=ActorObs.zeros((t, b), spec, device),
             states=torch.zeros((t, b, spec.state_dim), **f32),
             next_states=torch.zeros((t, b, spec.state_dim), **f32),
             actions=torch.zeros((t, b, spec.action_dim), **f32),
@@ -93,7 +89,7 @@ class PPOTrainer(TrainerBase):
             "optimizer": self.optimizer,
         }
 
-    def _distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _distribution(self, obs: ActorObs) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_sigma) [n, A] of the actor, log_sigma clamped to the action bounds."""
         mu, log_sigma = self.actor(obs)
         return mu, clamp_log_sigma(log_sigma, self.cfg.action)
@@ -158,7 +154,7 @@ class PPOTrainer(TrainerBase):
 
     def _flat(
         self, frozen: RunningNormalizer, advantages: torch.Tensor, returns: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[ActorObs | torch.Tensor, ...]:
         """The rollout as [T * B, ...] tensors: obs, normalised states, u, log pi_old, A, R."""
         b = self.batch
         if self.cfg.ppo.normalize_advantages:
@@ -180,7 +176,7 @@ class PPOTrainer(TrainerBase):
         for group in self.optimizer.param_groups:
             group["lr"] = self._learning_rate()
         data = self._flat(frozen, advantages, returns)
-        size = data[0].shape[0]
+        size = len(data[0])
         chunk = math.ceil(size / hp.minibatches)
         totals: dict[str, float] = {}
         for _ in range(hp.epochs):
@@ -197,7 +193,7 @@ class PPOTrainer(TrainerBase):
 
     def _step(
         self,
-        obs: torch.Tensor,
+        obs: ActorObs,
         states: torch.Tensor,
         actions: torch.Tensor,
         old_log_probs: torch.Tensor,

@@ -74,17 +74,9 @@ class SDPGTrainer(TrainerBase):
 
     def _allocate(self) -> RolloutStorage:
         """Storage sized for this config and spec."""
-        hp, spec = self.cfg.sdpg, self.spec
-        pixels = spec.obs_mode == "pixels"
+        hp = self.cfg.sdpg
         return RolloutStorage.allocate(
-            hp.horizon,
-            hp.num_nominal,
-            self.num_envs,
-            tuple(spec.pixel_shape) if pixels else (spec.state_dim,),
-            torch.uint8 if pixels else torch.float32,
-            spec.state_dim,
-            spec.action_dim,
-            self.device,
+            hp.horizon, hp.num_nominal, self.num_envs, self.spec, self.device
         )
 
     def collect(self) -> RunningNormalizer:
@@ -96,7 +88,8 @@ class SDPGTrainer(TrainerBase):
         obs = env.observe()
         for t in range(hp.horizon):
             start = time.perf_counter()
-            nominal_obs = {"state": obs["state"][self.nominal_ids], "pixels": obs.get("pixels")}
+            nominal_obs = {k: v[self.nominal_ids] for k, v in obs.items() if k != "pixels"}
+            nominal_obs["pixels"] = obs.get("pixels")  # rendered for the nominal envs only
             st.actor_obs[t] = actor_input(self.spec, nominal_obs, frozen, self.device)
             mu, log_sigma = self.learner.policy(st.actor_obs[t])
             start = self._timed("actor_forward", start)

@@ -14,7 +14,7 @@ from sdpg_core.algorithm.returns import compute_returns, td_lambda
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, Critic
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs import ActorObs, RunningNormalizer
 from sdpg_core.storage import RolloutStorage
 
 
@@ -61,7 +61,7 @@ class SDPGLearner(nn.Module):
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sdpg.alpha_lr)
 
     @torch.no_grad()
-    def policy(self, actor_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy(self, actor_obs: ActorObs) -> tuple[torch.Tensor, torch.Tensor]:
         """Clamped (mu, log_sigma), each [n, A], without gradients."""
         mu, log_sigma = self.actor(actor_obs)
         return clamp_mean(mu, self.cfg.action), clamp_log_sigma(log_sigma, self.cfg.action)
@@ -150,7 +150,7 @@ class SDPGLearner(nn.Module):
 
     def update_actor(
         self,
-        actor_obs: torch.Tensor,
+        actor_obs: ActorObs,
         mu_star: torch.Tensor,
         log_sigma_star: torch.Tensor,
         iteration: int,
@@ -163,7 +163,7 @@ class SDPGLearner(nn.Module):
         obs = actor_obs.flatten(0, 1)
         mu_t, ls_t = mu_star.flatten(0, 1), log_sigma_star.flatten(0, 1)
         alpha = self.log_alpha.exp().item() if hp.fixed_sigma <= 0 else 0.0
-        size = obs.shape[0]
+        size = len(obs)
         chunk = math.ceil(size / hp.actor_minibatches)
         for _ in range(hp.actor_epochs):
             order = torch.randperm(size, device=self.device)
