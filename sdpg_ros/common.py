@@ -188,7 +188,7 @@ def run_nodes(
 
     One single-threaded executor: every callback is short (policy inference and training run
     on their own threads). rclpy's MultiThreadedExecutor busy-waits while a callback group is
-    busy and starved the policy of the GIL (camera-to-command p50 of 800 ms instead of 6 ms)."""
+    busy and starved the policy of the GIL (docs/experiments/ros.md, "Executor choice")."""
     stop = _StopRequest(watch_parent=executable)
     previous = {sig: signal.signal(sig, stop.on_signal) for sig in stop_signals()}
     nodes: list[Node] = []

@@ -80,8 +80,8 @@ STARTUP_ONLY = (
     "use_joint_states",
     "episode_topic",
 )
-# 4K UHD: the largest mode of common camera drivers. Larger frames are a misconfiguration;
-# converting one (25 MB of rgb8) alone takes about 10 ms on a 2-core CPU, 50 ms at 4096 x 4096.
+# 4K UHD: the largest mode of common camera drivers. Larger frames are a misconfiguration whose
+# conversion alone delays every action (docs/experiments/ros.md, "Large camera frames").
 MAX_IMAGE_PIXELS = 3840 * 2160
 IMAGE_QOS = {
     "best_effort": SENSOR_QOS,
