@@ -14,6 +14,7 @@ from sdpg_core.share import find_share_file, share_dirs
 
 INTERFACES = ("position", "velocity", "effort")
 COMMAND_TYPES = ("forward", "trajectory")
+ACTION_MODES = ("absolute", "delta")  # delta: position interface only
 
 
 @dataclass
@@ -28,6 +29,7 @@ class RobotConfig:
     command_interface: str = "position"  # position | velocity | effort
     command_type: str = "forward"  # forward: Float64MultiArray; trajectory: JointTrajectory
     command_topic: str = ""
+    action_mode: str = "absolute"  # absolute: offset + scale * a; delta: last + scale * a
     action_scale: tuple[float, ...] = ()  # command = action_offset + action_scale * a
     action_offset: tuple[float, ...] = ()
     max_rate: tuple[float, ...] = ()  # largest command change per second, command units / s
@@ -42,6 +44,8 @@ class RobotConfig:
             "joints": n > 0 and len(set(self.joints)) == n and all(self.joints),
             "command_interface": self.command_interface in INTERFACES,
             "command_type": self.command_type in COMMAND_TYPES,
+            "action_mode": self.action_mode in ACTION_MODES
+            and (self.action_mode == "absolute" or self.command_interface == "position"),
             "command_topic": bool(self.command_topic),
             "default_pose": _finite_list(self.default_pose, n),
             "action_scale": _finite_list(self.action_scale, n),
@@ -54,7 +58,8 @@ class RobotConfig:
             raise ConfigError(
                 f"{source}: invalid value for {', '.join(bad)} (per-joint lists need one finite "
                 f"entry per joint ({n}); max_rate > 0, damping_kd >= 0; command_interface in "
-                f"{INTERFACES}, command_type in {COMMAND_TYPES})"
+                f"{INTERFACES}, command_type in {COMMAND_TYPES}, action_mode in {ACTION_MODES}, "
+                "delta for the position interface only)"
             )
         return self
 

@@ -3,12 +3,16 @@
 Every vector is [J] (one entry per joint, in the robot's joint order) in the units of the command
 interface (position: rad or m, velocity: per s, effort: N·m or N). Per tick:
 
-    action a in [-1, 1]^J -> policy = action_offset + action_scale * a
+    action a in [-1, 1]^J -> policy = action_offset + action_scale * a        (absolute)
+                          or policy = clamp(previous policy + action_scale * a)  (delta)
     -> target = blend(anchor, policy, ramp weight)   (ramp over ramp_s when control starts)
     -> clamp to the interface bounds
     -> change limited to max_rate * dt (dt: time since the command last changed, at most
        period_s) -> command
 
+Delta actions (``action_mode: delta``, position arms trained on joint deltas) integrate once
+per accepted action, from the held command whenever the policy (re)takes control, exactly as
+the task's ``control`` moves its joint targets in training.
 The rate limit is per unit time: however fast actions arrive, the command moves at most
 max_rate * (W + period_s) within any window of W seconds (max_rate * W over a window that begins
 at a change). A command that merely repeats its value does not use up the next change's time.
@@ -212,8 +216,9 @@ class CommandGuard:
         ramp_s: float,
         timeout_s: float,
         period_s: float,
+        delta: bool = False,
     ) -> None:
-        self.interface, self.limits = interface, limits
+        self.interface, self.limits, self.delta = interface, limits, delta
         self.scale, self.offset, self.kd = scale, offset, kd
         self.ramp_s, self.timeout_s, self.period_s = ramp_s, timeout_s, period_s
         self.num_joints = len(scale)
@@ -221,6 +226,7 @@ class CommandGuard:
         self.last: Vector | None = None  # last command, always within the bounds
         self.last_time: float | None = None  # when ``last`` was commanded
         self.action: Vector | None = None
+        self.policy: Vector | None = None  # delta mode: the integrated policy command
         self.action_time = -np.inf
         self.unused = False  # the stored action has not made a command yet
         self.was_fresh = False
@@ -234,7 +240,7 @@ class CommandGuard:
             ramp_start(self.interface, measured_position), self.limits.low, self.limits.high
         )
         self.last, self.pending_anchor = begin, begin.copy()
-        self.ramp_t0, self.was_fresh, self.last_time = None, False, None
+        self.ramp_t0, self.was_fresh, self.last_time, self.policy = None, False, None, None
         return begin.copy()
 
     def accept(self, action: Vector, now_s: float) -> str | None:
@@ -243,6 +249,9 @@ class CommandGuard:
         reason = validate_action(action, self.num_joints)
         if reason is None:
             self.action, self.action_time, self.unused = action.copy(), now_s, True
+            base = self.last if self.policy is None else self.policy
+            if self.delta and base is not None:  # integrate (before start: nothing to add to)
+                self.policy = np.clip(base + self.scale * action, self.limits.low, self.limits.high)
         return reason
 
     def trip(self) -> bool:
@@ -254,7 +263,7 @@ class CommandGuard:
         """Clear the e-stop latch; the next policy command ramps from the measured state."""
         anchor = ramp_start(self.interface, measured_position)
         self.pending_anchor = np.clip(anchor, self.limits.low, self.limits.high)
-        self.latched, self.ramp_t0 = False, None
+        self.latched, self.ramp_t0, self.policy = False, None, None
 
     def release(self, measured_position: Vector) -> None:
         """Clear the latch: before ``start`` at once, after it as ``reset`` (ramp from measured)."""
@@ -271,7 +280,7 @@ class CommandGuard:
         fresh = 0.0 <= age <= self.timeout_s  # a clock that jumped back (sim reset) is stale
         fired, self.was_fresh = self.was_fresh and not fresh, fresh
         if self.latched or not fresh:
-            self.ramp_t0, new = None, False
+            self.ramp_t0, new, self.policy = None, False, None  # deltas restart from the hold
             target = hold_target(
                 self.interface, self.last, measured_velocity, self.kd, self.limits.max_velocity
             )
@@ -284,11 +293,18 @@ class CommandGuard:
                 self.anchor = self.last if self.pending_anchor is None else self.pending_anchor
                 self.pending_anchor = None
             weight = ramp_weight(now_s - self.ramp_t0, self.ramp_s)
-            policy = action_to_command(self.action, self.scale, self.offset)
+            policy = self._policy_command()
             target = blend(self.anchor, policy, weight)
             mode, new, self.unused = ("ramp" if weight < 1 else "policy"), self.unused, False
         self._move(target, now_s)
         return Tick(self.last.copy(), mode, new, fired)
+
+    def _policy_command(self) -> Vector:
+        """The command the latest action asks for (delta: the integrated one, the held command
+        until an action arrives after ``start``)."""
+        if not self.delta:
+            return action_to_command(self.action, self.scale, self.offset)
+        return self.last if self.policy is None else self.policy
 
     def _move(self, target: Vector, now_s: float) -> None:
         """Limit ``target`` by the rate over the time since the command last changed (at most
@@ -328,4 +344,5 @@ def make_guard(
         ramp_s,
         timeout_s,
         period_s,
+        robot.action_mode == "delta",
     )

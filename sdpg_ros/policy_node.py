@@ -8,6 +8,10 @@ training size (``sdpg_core.obs.prepare_image``). Every bad input (encoding, impl
 truncated data, stamp too old or in the future, non-finite output) is counted under
 ``rejected/<reason>`` and skipped, never fatal; frames the middleware reports lost (large
 best-effort frames) are counted as ``rejected/lost``.
+A policy with a proprio group (``spec.proprio_dim``: joint positions, velocities and its
+previous action) gets its joints from ``joint_states``, by name in its joint order, from the
+message stamped closest to the frame; none yet, or none within ``max_joint_state_offset_ms``
+of the frame, rejects the frame like a stale image (``rejected/joint_state_*``, no action).
 An ``episode_start`` Header (from the sim backend, or an operator's tool on hardware) drops
 the frame history at the first frame stamped at or after it, as training does at a reset
 (one frame late if it arrives after that frame).
@@ -47,6 +51,7 @@ from sdpg_core import checkpoint as checkpoint_file
 from sdpg_core.config import ConfigError
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec, robot_misfit, swap_misfit
+from sdpg_core.joint_history import JointHistory
 from sdpg_core.models import resolve_device
 from sdpg_core.policy import Policy, nonfinite_weights
 from sdpg_core.robot import RobotConfig, load_robot
@@ -77,7 +82,7 @@ STARTUP_ONLY = (
     "max_image_pixels",
     "image_reliability",
     "checkpoint_topic",
-    "use_joint_states",
+    "max_joint_state_offset_ms",
     "episode_topic",
 )
 # 4K UHD: the largest mode of common camera drivers. Larger frames are a misconfiguration whose
@@ -119,6 +124,7 @@ class PolicyNode(Node):
                 self.policy = self.load(self.checkpoint)
             except Refused as err:  # a checkpoint that cannot run is a start-up parameter error
                 raise ParameterError(f"parameter 'checkpoint': {err}") from err
+        self._joint_history = self._history_for(self.policy)
         self._lock = threading.Lock()  # guards self.policy (swap) and its frame stack
         self.inference_ms = self.load_ms = 0.0
         self._sizes_seen: set[tuple[int, int]] = set()
@@ -137,6 +143,7 @@ class PolicyNode(Node):
             self.create_subscription(
                 Header, self.episode_topic, self._on_episode_start, RELIABLE_QOS
             )
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, SENSOR_QOS)
         self._restart_ns: int | None = None  # newest episode_start stamp not yet applied
         self._restoring = False  # set while the parameter is put back to the running path
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -174,8 +181,11 @@ class PolicyNode(Node):
         self.checkpoint_topic = declare(
             self, "checkpoint_topic", "trainer/checkpoint", "String paths to load ('' = off)"
         )
-        self.use_joint_states = declare(
-            self, "use_joint_states", False, "feed joint states to the policy (pixel: no)"
+        self.max_joint_state_offset_ms = declare(
+            self,
+            "max_joint_state_offset_ms",
+            50.0,
+            "proprio policies: the joint state must be stamped this close to the frame",
         )
         self.episode_topic = declare(
             self, "episode_topic", "episode_start", "Header: frame history restarts ('' = off)"
@@ -208,11 +218,7 @@ class PolicyNode(Node):
             "image_reliability",
             f"must be one of {sorted(IMAGE_QOS)}, got {self.image_reliability!r}",
         )
-        require(
-            not self.use_joint_states,
-            "use_joint_states",
-            "the policies act on camera images only (no proprioceptive input)",
-        )
+        require(self.max_joint_state_offset_ms > 0.0, "max_joint_state_offset_ms", "must be > 0")
         if self.checkpoint_topic:
             require_topic("checkpoint_topic", self.checkpoint_topic)
         if self.episode_topic:
@@ -292,10 +298,13 @@ class PolicyNode(Node):
             if policy is None:
                 self.counters.add("waiting_for_checkpoint")
                 return
+            joints = self._joints_for(policy, stamp_ns)
+            if joints is False:
+                return
             self._note_size(policy, image.shape[:2])
             self._maybe_restart(policy, stamp_ns)
             start = time.perf_counter()
-            action = policy.act_image(image)
+            action = policy.act_image(image, joints)
             self.inference_ms = (time.perf_counter() - start) * 1e3
         if not np.isfinite(action).all():
             self.counters.reject("nonfinite", f"policy output {action.tolist()}")
@@ -304,6 +313,39 @@ class PolicyNode(Node):
         out.header.stamp = msg.header.stamp
         self.action_pub.publish(out)
         self.counters.add("actions")
+
+    def _history_for(self, policy: Policy | None) -> JointHistory | None:
+        """The joint states a policy with a proprio group reads (kept across a swap to a
+        policy of the same joints)."""
+        if policy is None or not policy.spec.proprio_dim:
+            return None
+        current = getattr(self, "_joint_history", None)
+        if current is not None and current.joints == policy.spec.joint_names:
+            return current
+        return JointHistory(policy.spec.joint_names)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        """Executor callback: keep the joint state for the running policy's proprio group."""
+        history = self._joint_history
+        if history is None:
+            return
+        problem = history.add(stamp_to_ns(msg.header.stamp), msg.name, msg.position, msg.velocity)
+        if problem:
+            self.counters.reject(*problem)
+
+    def _joints_for(
+        self, policy: Policy, stamp_ns: int
+    ) -> tuple[np.ndarray, np.ndarray] | bool | None:
+        """The proprio joints for a frame (None: the policy has no proprio group; False: the
+        frame is rejected, counted)."""
+        history = self._joint_history
+        if not policy.spec.proprio_dim or history is None:
+            return None
+        joints, problem = history.closest(stamp_ns, int(self.max_joint_state_offset_ms * 1e6))
+        if problem:
+            self.counters.reject(*problem)
+            return False
+        return joints
 
     def _note_size(self, policy: Policy, size: tuple[int, int]) -> None:
         """Count frames not of the training size; log each new camera size once."""
@@ -357,7 +399,10 @@ class PolicyNode(Node):
         _, height, width = spec.pixel_shape
         try:
             policy = Policy.from_checkpoint(data, path, self.device)
-            policy.act_image(np.zeros((height, width, 3), dtype=np.uint8))  # warm up: no slow 1st
+            rest = (
+                (np.zeros(spec.action_dim), np.zeros(spec.action_dim)) if spec.proprio_dim else None
+            )
+            policy.act_image(np.zeros((height, width, 3), dtype=np.uint8), rest)  # warm up
         except ValueError as err:  # from_checkpoint names the file and what does not fit
             raise Refused("build", str(err)) from err
         except Exception as err:  # a network that builds but cannot run on a frame
@@ -424,6 +469,7 @@ class PolicyNode(Node):
             return False, message
         with self._lock:
             self.policy, self.checkpoint = policy, path
+            self._joint_history = self._history_for(policy)
         self.load_ms = (time.perf_counter() - start) * 1e3
         self.counters.add("reloads")
         message = f"loaded {path} ({policy.spec.task}) in {self.load_ms:.0f} ms"

@@ -7,6 +7,7 @@ import torch
 from sdpg_core.config import EnvConfig, resolve
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
+from sdpg_core.joint_history import JointHistory
 from sdpg_core.models import Actor
 from sdpg_core.obs import RunningNormalizer, proprio
 from sdpg_core.policy import Policy
@@ -78,3 +79,21 @@ def test_streaming_the_camera_and_joint_states_gives_the_training_actions():
     with pytest.raises(ValueError, match="needs joint positions"):
         policy.act_image(frame)
     env.close()
+
+
+def test_joint_history_pairs_a_frame_with_the_closest_state_and_refuses_bad_ones():
+    history = JointHistory(("a", "b"))
+    assert history.closest(0, 10)[1][0] == "joint_state_missing"
+    assert history.add(0, ["a"], [1.0], [0.0])[0] == "joint_state_names"
+    assert history.add(0, ["a", "b"], [1.0, 2.0], [])[0] == "joint_state_names"  # no velocity
+    assert history.add(0, ["b", "a"], [np.nan, 1.0], [0.0, 0.0])[0] == "joint_state_non_finite"
+    assert len(history) == 0
+    assert history.add(100, ["b", "a"], [2.0, 1.0], [20.0, 10.0]) is None
+    assert history.add(200, ["a", "b", "c"], [3.0, 4.0, 5.0], [0.0, 0.0, 0.0]) is None
+    (position, velocity), problem = history.closest(140, 50)
+    assert problem is None and position.tolist() == [1.0, 2.0] and velocity.tolist() == [10.0, 20.0]
+    assert history.closest(230, 50)[0][0].tolist() == [3.0, 4.0]
+    assert history.closest(400, 50) == (
+        None,
+        ("joint_state_stale", "closest joint state 0 ms from frame"),
+    )

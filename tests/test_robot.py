@@ -146,3 +146,24 @@ def test_robot_file_consistent(path):
             torque = model.actuator_gear[:, 0] * model.actuator_ctrlrange[:, 1]
             assert robot.action_scale == pytest.approx(torque)
             assert robot.action_offset == pytest.approx([0.0] * model.nu)
+        if robot.action_mode == "delta":  # the bridge integrates as the task's control does
+            assert robot.action_scale == pytest.approx([env.task.max_delta] * env.model.nu)
+            assert robot.default_pose == pytest.approx(env.spec.default_pose)
+
+
+def test_the_arm_urdf_and_model_agree_with_the_driver_names():
+    """Joint names agree across URDF, MuJoCo model, robot YAML; frames the driver publishes."""
+    robot = load_robot("ur5e")
+    urdf = robot_urdf_path(robot).read_text()
+    env = make_env("ur5e_reach", EnvConfig(), 1, render=False)
+    names = {env.model.body(i).name for i in range(env.model.nbody)}
+    assert {"base_link", "tool0", "camera_color_optical_frame"} <= names
+    assert env.spec.joint_names == robot.joints
+    assert all(f'<joint name="{joint}" type="revolute">' in urdf for joint in robot.joints)
+    assert (robot.command_interface, robot.action_mode) == ("position", "delta")
+
+
+def test_delta_actions_need_the_position_interface(tmp_path):
+    path = write_robot(tmp_path, {"action_mode": "action_mode: delta"})
+    with pytest.raises(ConfigError, match="action_mode"):
+        load_robot(path)

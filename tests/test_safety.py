@@ -452,3 +452,38 @@ def test_e_stop_ignores_actions_until_reset(data):
             a, b = guard.step(now, event[2]), quiet.step(now, event[2])
             assert a.mode == b.mode == "e_stop"
             np.testing.assert_array_equal(a.command, b.command)
+
+
+def delta_guard_1d(timeout_s=0.25):
+    """One position joint in +-1, delta actions of 0.1 per action, no ramp, fast rate limit."""
+    limits = Limits(vec(-1.0), vec(1.0), vec(100.0))
+    return CommandGuard(
+        "position", limits, vec(0.1), vec(0.0), vec(0.0), 0.0, timeout_s, PERIOD, delta=True
+    )
+
+
+def test_delta_actions_integrate_once_per_action_from_the_measured_start():
+    guard = delta_guard_1d()
+    guard.start(vec(0.5))
+    assert guard.step(0.0, vec(0.0)).command[0] == pytest.approx(0.5)  # waiting: hold
+    commands = []
+    for t, action in ((0.1, 1.0), (0.2, 1.0), (0.3, -0.5)):
+        guard.accept(vec(action), t)
+        commands += [guard.step(t, vec(0.0)).command[0], guard.step(t + 0.05, vec(0.0)).command[0]]
+    # each action moves the command once (two ticks per action: the second repeats it)
+    assert commands == pytest.approx([0.6, 0.6, 0.7, 0.7, 0.65, 0.65])
+
+
+def test_delta_actions_clamp_at_the_limits_and_restart_from_the_hold():
+    guard = delta_guard_1d(timeout_s=0.15)
+    guard.start(vec(0.95))
+    for t in (0.0, 0.1):
+        guard.accept(vec(1.0), t)
+        top = guard.step(t, vec(0.0))
+    assert top.command[0] == pytest.approx(1.0)  # 0.95 + 0.1 clamped, then held at the bound
+    guard.accept(vec(-1.0), 0.2)
+    assert guard.step(0.2, vec(0.0)).command[0] == pytest.approx(0.9)  # no wind-up past 1.0
+    held = guard.step(1.0, vec(0.0))
+    assert (held.mode, held.command[0]) == ("watchdog", pytest.approx(0.9))
+    guard.accept(vec(-1.0), 1.1)
+    assert guard.step(1.1, vec(0.0)).command[0] == pytest.approx(0.8)  # from the held 0.9

@@ -44,6 +44,7 @@ def checkpoints(tmp_path_factory):
         "cartpole": make_checkpoint(
             folder / "cartpole.pt", image_size=SIZE, task="cartpole_swingup"
         ),
+        "arm": make_checkpoint(folder / "arm.pt", image_size=SIZE, task="ur5e_reach"),
     }
 
 
@@ -316,7 +317,7 @@ def test_hot_reload_off_accepts_no_new_checkpoint(graph, checkpoints):
         ({"max_image_lead_ms": -1.0}, "max_image_lead_ms"),
         ({"max_image_pixels": 0}, "max_image_pixels"),
         ({"image_reliability": "sometimes"}, "image_reliability"),
-        ({"use_joint_states": True}, "use_joint_states"),
+        ({"max_joint_state_offset_ms": 0.0}, "max_joint_state_offset_ms"),
         ({"device": "tpu"}, "device"),
     ],
 )
@@ -409,3 +410,39 @@ def test_a_best_effort_camera_on_a_reliable_subscription_is_reported(graph, chec
     h = Harness(graph, checkpoints["a"], image_reliability="reliable")
     h.probe.create_publisher(Image, "camera/image_raw", SENSOR_QOS)
     assert graph.spin_until(lambda: h.count("incompatible_camera") == 1)
+
+
+def test_a_proprio_policy_pairs_each_frame_with_the_closest_joint_state(graph, checkpoints):
+    """Joints by name (any order, extra joints) from the state stamped closest to the frame;
+    none yet, or only a stale one, rejects the frame like a stale image (no action)."""
+    h = Harness(graph, checkpoints["arm"])
+    joints = h.node.policy.spec.joint_names
+    publisher = h.probe.create_publisher(JointState, "joint_states", RELIABLE_QOS)
+    assert graph.spin_until(lambda: publisher.get_subscription_count() == 1)
+    image = frames(1)[0]
+    h.send(to_msg(image))
+    assert h.count("rejected/joint_state_missing") == 1 and len(h.actions) == 0
+
+    def publish(age_s: float, position: np.ndarray, velocity: np.ndarray) -> None:
+        order = [5, 2, 0, 4, 1, 3]
+        msg = JointState(
+            name=["finger_joint", *[joints[i] for i in order]],
+            position=[0.7, *position[order]],
+            velocity=[0.0, *velocity[order]],
+        )
+        now = h.probe.get_clock().now().nanoseconds - int(age_s * 1e9)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+        held = len(h.node._joint_history)
+        publisher.publish(msg)
+        assert graph.spin_until(lambda: len(h.node._joint_history) > held)
+
+    position = np.array([-1.4, -1.6, 1.5, -1.5, -1.7, 0.2])
+    velocity = np.array([0.1, -0.2, 0.3, 0.0, 0.5, -0.4])
+    publish(1.0, position, velocity)
+    h.send(to_msg(image))
+    assert h.count("rejected/joint_state_stale") == 1 and len(h.actions) == 0
+    publish(0.0, position, velocity)
+    got = h.act(image)
+    expected = Policy.load(checkpoints["arm"]).act_image(image, (position, velocity))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert list(h.actions.last.name) == list(joints)
