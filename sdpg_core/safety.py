@@ -265,6 +265,17 @@ class CommandGuard:
         self.pending_anchor = np.clip(anchor, self.limits.low, self.limits.high)
         self.latched, self.ramp_t0, self.policy = False, None, None
 
+    def rebase(self, measured_position: Vector) -> bool:
+        """A new episode (the sim teleported the robot): delta commands restart from the
+        measured pose, as the task's joint targets do at a reset. True when applied (delta
+        mode, started, every joint measured); other modes need no rebase."""
+        measured = np.asarray(measured_position, dtype=np.float64)
+        if not self.delta or self.last is None or not np.all(np.isfinite(measured)):
+            return False
+        self.last = np.clip(measured, self.limits.low, self.limits.high)
+        self.policy, self.pending_anchor, self.anchor = None, None, self.last.copy()
+        return True
+
     def release(self, measured_position: Vector) -> None:
         """Clear the latch: before ``start`` at once, after it as ``reset`` (ramp from measured)."""
         if self.last is None:

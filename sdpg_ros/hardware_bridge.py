@@ -22,6 +22,10 @@ The bridge refuses to activate while another publisher exists on its command top
 active, latches the e-stop hold when one appears. ``autostart`` (off by default: a bridge on
 hardware waits for a lifecycle transition) configures and activates by itself.
 
+Delta actions (``action_mode: delta``) integrate on the last command; an ``episode_start``
+Header (the sim backend's resets) makes them restart from the first joint state measured in
+the new episode, as the task's joint targets do at a reset (counted as ``rebased``).
+
 The e-stop subscription and ``~/reset`` exist in every lifecycle state, so a trip is never
 missed. When commands stop (deactivate, shutdown, close) the bridge publishes once the command
 that is safe to persist in a controller without timeout: the last position target (position
@@ -41,7 +45,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -118,6 +122,9 @@ class HardwareBridge(LifecycleNode):
             Bool, "e_stop", self._on_e_stop, E_STOP_QOS, event_callbacks=events
         )
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self.rebase_after_ns: int | None = None  # episode start awaiting its first joint state
+        if self.episode_topic:
+            self.create_subscription(Header, self.episode_topic, self._on_episode, RELIABLE_QOS)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
         if self.autostart:
             self.autostart_timer = self.create_timer(0.2, self._autostart)
@@ -172,6 +179,11 @@ class HardwareBridge(LifecycleNode):
             ok = math.isfinite(value) and (value > 0 if name in positive else value >= 0)
             require(ok, name, "must be > 0" if name in positive else "must be >= 0")
         require_topic("dry_run_topic", self.dry_run_topic)
+        self.episode_topic = declare(
+            self, "episode_topic", "episode_start", "Header: delta commands restart ('' = off)"
+        )
+        if self.episode_topic:
+            require_topic("episode_topic", self.episode_topic)
 
     def _load_robot(self) -> tuple[RobotConfig, CommandGuard, MeasuredBounds]:
         """The robot YAML, its CommandGuard and measured-state bounds (URDF limits); errors
@@ -348,6 +360,15 @@ class HardwareBridge(LifecycleNode):
         self.velocity = np.where(has_velocity, velocity, self.velocity)
         if has_velocity.any():
             self.velocity_s = time.monotonic()
+        after = self.rebase_after_ns
+        if after is not None and stamp_to_ns(msg.header.stamp) >= after:
+            self.rebase_after_ns = None
+            if self.guard.rebase(self.position):
+                self.counters.add("rebased")
+
+    def _on_episode(self, msg: Header) -> None:
+        """A new episode: delta commands restart from its first measured pose."""
+        self.rebase_after_ns = stamp_to_ns(msg.stamp)
 
     def _on_e_stop(self, msg: Bool) -> None:
         """True latches the e-stop until ~/reset; the first state seen releases the start-up

@@ -42,6 +42,7 @@ def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
         "episodes": len(episodes),
         "success_rate": float(np.mean([e["success"] for e in episodes])) if episodes else None,
         "return_mean": float(np.mean([e["return"] for e in episodes])) if episodes else None,
+        "returns": [float(e["return"]) for e in episodes],
         "latency_ms": latency_summary(latencies),
         "nodes": counts,
     }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sdpg_core.robot import robot_urdf_path
+from sdpg_core.robot import RobotConfig, robot_urdf_path
 from sdpg_core.share import PACKAGE, find_share_file
 from sdpg_ros.session_checks import (
     check_count,
@@ -79,10 +79,13 @@ def node(
     return NodeSpec(executable, executable, values, files, kept, namespace, package, **flags)
 
 
-def sim_values(checkpoint: str) -> dict[str, Any]:
+def sim_values(checkpoint: str, robot: RobotConfig) -> dict[str, Any]:
     """sim_backend takes task, image size and action repeat from the checkpoint, or without one
-    from the first checkpoint the trainer announces."""
-    return {"checkpoint": checkpoint} if checkpoint else {"checkpoint_topic": CHECKPOINT_TOPIC}
+    from the first checkpoint the trainer announces; it listens where the robot's driver
+    would (the robot YAML's command topic and type)."""
+    source = {"checkpoint": checkpoint} if checkpoint else {"checkpoint_topic": CHECKPOINT_TOPIC}
+    kind = "command_topic" if robot.command_type == "forward" else "trajectory_topic"
+    return source | {kind: robot.command_topic}
 
 
 def policy_values(robot: str, checkpoint: str, device: str, hot_reload: bool) -> dict[str, Any]:
@@ -137,7 +140,7 @@ def deploy(
     specs: list[Spec] = []
     if sim:
         seeded = {} if seed is None else {"seed": seed}
-        specs.append(at("sim_backend", sim_values(checkpoint) | seeded | common))
+        specs.append(at("sim_backend", sim_values(checkpoint, robot_config) | seeded | common))
     elif driver_launch:
         specs.append(IncludeSpec(driver_launch, namespace))
     if publish_tf:  # TF from the URDF MuJoCo loads; joint_states remapped as for the bridge
@@ -196,9 +199,10 @@ def train(
     trainer |= {} if seed is None else {"seed": seed}
     specs: list[Spec] = [at("trainer_node", trainer, ends_session=True)]
     if eval_in_sim:
-        check_live_task(cfg.env.task, check_robot(robot))
+        robot_config = check_robot(robot)
+        check_live_task(cfg.env.task, robot_config)
         specs += [
-            at("sim_backend", sim_values("")),
+            at("sim_backend", sim_values("", robot_config)),
             at("policy_node", policy_values(robot, "", "cpu", hot_reload=True)),
             at("hardware_bridge", bridge_values(robot, False, True, sim=True), lifecycle=True),
         ]

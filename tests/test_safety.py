@@ -487,3 +487,18 @@ def test_delta_actions_clamp_at_the_limits_and_restart_from_the_hold():
     assert (held.mode, held.command[0]) == ("watchdog", pytest.approx(0.9))
     guard.accept(vec(-1.0), 1.1)
     assert guard.step(1.1, vec(0.0)).command[0] == pytest.approx(0.8)  # from the held 0.9
+
+
+def test_a_new_episode_rebases_delta_commands_on_the_measured_pose():
+    guard = delta_guard_1d()
+    assert not guard.rebase(vec(0.0))  # not started
+    guard.start(vec(0.5))
+    guard.accept(vec(1.0), 0.0)
+    assert guard.step(0.0, vec(0.0)).command[0] == pytest.approx(0.6)
+    assert not guard.rebase(vec(np.nan))
+    assert guard.rebase(vec(-0.3))  # the sim teleported the joint: commands restart there
+    guard.accept(vec(1.0), 0.1)
+    assert guard.step(0.1, vec(0.0)).command[0] == pytest.approx(-0.2)
+    absolute = guard_1d()
+    absolute.start(vec(0.5))
+    assert not absolute.rebase(vec(0.0))  # absolute actions carry no state to rebase

@@ -245,7 +245,10 @@ def test_train_launch_live_evaluation(launch_file, tmp_path):
     nodes = started(actions)
     assert list(nodes) == ["trainer_node", "sim_backend", "policy_node", "hardware_bridge"]
     assert nodes["trainer_node"]["overrides"] == ["env.image_size=48"]
-    assert nodes["sim_backend"] == {"checkpoint_topic": "trainer/checkpoint"}  # the first one
+    assert nodes["sim_backend"] == {  # built from the first checkpoint; the driver's topic
+        "checkpoint_topic": "trainer/checkpoint",
+        "command_topic": "effort_controller/commands",
+    }
     assert nodes["hardware_bridge"]["autostart"] and not nodes["hardware_bridge"]["wait_for_e_stop"]
     assert nodes["policy_node"]["robot"] == "reacher" and nodes["policy_node"]["hot_reload"]
     assert all(str(params) in a.kwargs["parameters"] for a in actions)

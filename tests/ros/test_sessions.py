@@ -116,7 +116,8 @@ def test_launch_arguments_and_cli_flags_give_the_same_specs(files, case):
 
 def test_the_sessions_nodes_and_their_values(files):
     sim, policy, bridge = sessions.deploy("sim", "reacher", files["reacher"])
-    assert sim.parameters == {"checkpoint": files["reacher"], "use_sim_time": False}
+    commands = {"command_topic": "effort_controller/commands"}  # where the robot's driver listens
+    assert sim.parameters == {"checkpoint": files["reacher"], "use_sim_time": False, **commands}
     assert policy.parameters["hot_reload"] and bridge.parameters["autostart"]
     assert bridge.parameters["wait_for_e_stop"] is False  # the sim has no e-stop publisher
     real = sessions.deploy("real", "reacher", files["reacher"], driver_launch=files["driver"])
@@ -126,7 +127,12 @@ def test_the_sessions_nodes_and_their_values(files):
     assert "wait_for_e_stop" not in bridge.parameters and policy.remaps == ()  # '' = no remap
     trainer, sim, policy, bridge = sessions.train("reacher", eval_in_sim=True)
     assert trainer.ends_session and trainer.parameters == {"task": "reacher"}
-    assert sim.parameters == {"checkpoint_topic": "trainer/checkpoint"}  # built from the first
+    assert sim.parameters == {"checkpoint_topic": "trainer/checkpoint", **commands}  # first one
+    arm_sim = sessions.deploy("sim", "ur5e", hot_reload=True)[0]
+    assert (
+        arm_sim.parameters["trajectory_topic"]
+        == "scaled_joint_trajectory_controller/joint_trajectory"
+    )
     assert policy.parameters["checkpoint"] == "" and policy.parameters["hot_reload"]
 
 
