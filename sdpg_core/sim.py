@@ -134,7 +134,10 @@ class SimRobot:
         self._low, self._high = model.actuator_ctrlrange.T.copy()
         joints = model.actuator_trnid[:, 0]
         self._qpos_ids, self._dof_ids = model.jnt_qposadr[joints], model.jnt_dofadr[joints]
-        self.fovy = float(model.cam_fovy[model.camera(self.spec.camera).id])
+        camera = model.camera(self.spec.camera).id
+        self.fovy = float(model.cam_fovy[camera])
+        body = int(model.cam_bodyid[camera])  # a URDF camera link (e.g. an optical frame)
+        self.camera_frame = model.body(body).name if body else "camera"
         self._data = mujoco.MjData(model)
         self._renderers: dict[int, PixelRenderer] = {}
         self.total_steps = 0

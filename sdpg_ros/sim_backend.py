@@ -59,11 +59,11 @@ from sdpg_ros.image_conversion import to_msg
 NODE_NAME = "sim_backend"
 
 
-def camera_info(fovy_deg: float, size: int) -> CameraInfo:
+def camera_info(fovy_deg: float, size: int, frame_id: str) -> CameraInfo:
     """Pinhole CameraInfo (no distortion) of a square MuJoCo camera image."""
     fx, fy, cx, cy = pinhole(fovy_deg, size, size)
     msg = CameraInfo(height=size, width=size, distortion_model="plumb_bob")
-    msg.header.frame_id = "camera"
+    msg.header.frame_id = frame_id
     msg.d = [0.0] * 5
     msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -149,7 +149,7 @@ class SimBackend(Node):
             raise ValueError(f"image size {settings.image_size} > {limit}, this model's limit")
         self.robot, self.settings = robot, settings
         self.task, self.image_size = settings.task, settings.image_size
-        self._info = camera_info(robot.fovy, settings.image_size)
+        self._info = camera_info(robot.fovy, settings.image_size, robot.camera_frame)
         self._make_interfaces()
         period = robot.spec.control_dt / self.real_time_factor
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -335,9 +335,10 @@ class SimBackend(Node):
         joints.effort = state.effort.tolist()
         self.joint_pub.publish(joints)
         if new_episode:
-            self.episode_pub.publish(Header(stamp=stamp, frame_id="camera"))
+            self.episode_pub.publish(Header(stamp=stamp, frame_id=self.robot.camera_frame))
         if self._camera_due(sim_ns):
-            image = to_msg(self.robot.image(self.image_size), frame_id="camera")
+            frame = self.robot.camera_frame  # the URDF's optical frame when the model has one
+            image = to_msg(self.robot.image(self.image_size), frame_id=frame)
             image.header.stamp = self._info.header.stamp = stamp
             self.image_pub.publish(image)
             self.info_pub.publish(self._info)

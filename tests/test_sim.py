@@ -232,3 +232,28 @@ def test_the_arm_follows_position_commands_by_bounded_joint_deltas():
     robot.set_command(start + task.max_delta + 0.01)
     np.testing.assert_allclose(robot.action, np.full(6, 0.2), atol=1e-9)
     robot.close()
+
+
+def test_the_arm_camera_is_its_urdf_optical_frame():
+    """Images name the URDF's camera_color_optical_frame, and a point projects through that
+    frame's pose (REP-103: z forward, x right, y down) with the published intrinsics onto the
+    pixel where MuJoCo renders it."""
+    robot = SimRobot("ur5e_reach", seed=0)
+    assert robot.camera_frame == "camera_color_optical_frame"
+    assert SimRobot("reacher").camera_frame == "camera"
+    env, size = robot.env, 96
+    target = np.array([0.05, -0.55, 0.30])
+    env.extras[0, :3] = target
+    image = robot.image(size).astype(int)
+    red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    rows, cols = np.nonzero(red)
+    data = mujoco.MjData(robot.model)
+    data.qpos[:] = env.physics[0, 1 : 1 + robot.model.nq]
+    mujoco.mj_kinematics(robot.model, data)
+    frame = data.body("camera_color_optical_frame")
+    x, y, z = frame.xmat.reshape(3, 3).T @ (target - frame.xpos)
+    fx, fy, cx, cy = pinhole(robot.fovy, size, size)
+    assert z > 0 and red.sum() > 5
+    assert cols.mean() == pytest.approx(cx + fx * x / z, abs=1.0)
+    assert rows.mean() == pytest.approx(cy + fy * y / z, abs=1.0)
+    robot.close()
