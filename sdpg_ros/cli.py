@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes", type=non_negative(int), default=0, help="sim: stop after N episodes"
     )
     deploy.add_argument("--report", help="write the deploy report (JSON) here")
-    deploy.add_argument("--dry-run", action="store_true", help="commands to a harmless topic")
+    deploy.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        help="commands to a harmless topic (default: real yes, sim no)",
+    )
     deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
     deploy.add_argument("--params-file", help="extra ROS parameters YAML for every node")

@@ -104,7 +104,7 @@ def deploy(
     robot: str,
     checkpoint: str = "",
     *,
-    dry_run: bool = False,
+    dry_run: bool | None = None,
     autostart: bool | None = None,
     hot_reload: bool | None = None,
     use_sim_time: bool = False,
@@ -119,11 +119,13 @@ def deploy(
 ) -> list[Spec]:
     """The deploy session: sim_backend (sim) or the driver launch (real), robot_state_publisher
     (``publish_tf``), policy_node, hardware_bridge. None = auto: autostart and hot_reload on in
-    the sim only, publish_tf when robot_state_publisher is installed."""
+    the sim only, dry_run on the real robot only (commanding it is asked for explicitly),
+    publish_tf when robot_state_publisher is installed."""
     require(backend in BACKENDS, "backend", f"sim or real, got {backend!r}")
     sim, namespace = backend == "sim", check_namespace(namespace)
     robot_config = check_robot(robot)
     autostart = sim if autostart is None else autostart
+    dry_run = not sim if dry_run is None else dry_run
     hot_reload = sim if hot_reload is None else hot_reload
     check_policy_source(checkpoint, robot_config, hot_reload)
     check_params_file(params_file)

@@ -201,8 +201,11 @@ def test_every_launch_argument_reaches_the_specs(more_files, monkeypatch, kind, 
 
 
 def test_the_readme_shows_only_launch_arguments_that_exist():
-    """Every ``name:=`` in the README, and every `name` in its sentences about arguments."""
-    readme = (ROOT / "README.md").read_text()
+    """Every ``name:=`` in the README (but on other packages' launch lines, e.g. the robot
+    driver's), and every `name` in its sentences about arguments."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    others = re.compile(r"ros2 launch (?!sdpg_ros)")
+    readme = "\n".join(line for line in lines if not others.search(line))
     shown = set(re.findall(r"(\w+):=", readme))
     for sentence in re.split(r"\.\s", readme):
         if "argument" in sentence:
@@ -336,3 +339,15 @@ def test_the_header_reader_never_calls_a_global(tmp_path):
     with pytest.raises(ValueError, match="refused"):
         checkpoint.read_header(path)
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_real_robot_is_commanded_only_when_asked():
+    """dry_run defaults to true on backend real (commands to ~/dry_run/commands), false in the
+    sim; --no-dry-run / dry_run:=false commands the robot."""
+    bridge = lambda specs: specs[-1].parameters["dry_run"]  # noqa: E731
+    assert bridge(sessions.deploy("real", "ur5e", hot_reload=True)) is True
+    assert bridge(sessions.deploy("sim", "ur5e", hot_reload=True)) is False
+    assert bridge(sessions.deploy("real", "ur5e", hot_reload=True, dry_run=False)) is False
+    arm = str(ROOT / "tests" / "data" / "ur5e_reach_pixels.pt")
+    argv = ["deploy", "--backend", "real", "--robot", "ur5e", "--checkpoint", arm, "--no-dry-run"]
+    assert bridge(cli.deploy_specs(cli.build_parser().parse_args(argv))) is False
