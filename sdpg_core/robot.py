@@ -29,6 +29,7 @@ class RobotConfig:
     command_interface: str = "position"  # position | velocity | effort
     command_type: str = "forward"  # forward: Float64MultiArray; trajectory: JointTrajectory
     command_topic: str = ""
+    camera_topic: str = "camera/image_raw"  # the camera driver's image topic (sim: the same)
     action_mode: str = "absolute"  # absolute: offset + scale * a; delta: last + scale * a
     action_scale: tuple[float, ...] = ()  # command = action_offset + action_scale * a
     action_offset: tuple[float, ...] = ()
@@ -47,6 +48,7 @@ class RobotConfig:
             "action_mode": self.action_mode in ACTION_MODES
             and (self.action_mode == "absolute" or self.command_interface == "position"),
             "command_topic": bool(self.command_topic),
+            "camera_topic": bool(self.camera_topic),
             "default_pose": _finite_list(self.default_pose, n),
             "action_scale": _finite_list(self.action_scale, n),
             "action_offset": _finite_list(self.action_offset, n),

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="commands to a harmless topic (default: real yes, sim no)",
     )
-    deploy.add_argument("--camera-topic", default="", help="real: camera image topic remap")
+    deploy.add_argument("--camera-topic", default="", help="real: image topic ('' = robot's)")
     deploy.add_argument("--joint-states-topic", default="", help="real: joint states remap")
     deploy.add_argument("--params-file", help="extra ROS parameters YAML for every node")
     deploy.add_argument("--namespace", default="", help="ROS namespace of every node ('' = none)")

@@ -15,7 +15,7 @@ DEPLOY: Arguments = {
     "checkpoint": ("", "policy checkpoint (.pt) written by sdpg train"),
     "dry_run": ("auto", "commands to ~/dry_run/commands, not the robot (auto: real yes, sim no)"),
     "use_sim_time": ("false", "use /clock from the sim backend"),
-    "camera_topic": ("", "real backend: the camera driver's image topic ('' = camera/image_raw)"),
+    "camera_topic": ("", "real backend: the camera's image topic ('' = the robot YAML's)"),
     "joint_states_topic": ("", "real backend: the driver's joint states ('' = joint_states)"),
     "driver_launch": ("", "real backend: a launch file starting the robot and camera drivers"),
     "autostart": ("auto", "bridge configures and activates itself (auto: sim yes, real no)"),

@@ -33,6 +33,7 @@ from sdpg_ros.session_checks import (
 )
 
 CHECKPOINT_TOPIC = "trainer/checkpoint"  # trainer_node announces every checkpoint here
+DEFAULT_CAMERA = "camera/image_raw"  # the topic the sim publishes and the policy reads
 BACKENDS = ("sim", "real")
 
 
@@ -88,6 +89,16 @@ def sim_values(checkpoint: str, robot: RobotConfig) -> dict[str, Any]:
     return source | {kind: robot.command_topic}
 
 
+def camera_remaps(topic: str, info: bool = False) -> tuple[tuple[str, str], ...]:
+    """Remaps of the nodes' ``camera/image_raw`` (and with ``info`` the sim's
+    ``camera/camera_info``, beside it) onto ``topic`` (none for the default topic)."""
+    if topic == DEFAULT_CAMERA:
+        return ()
+    parent = topic.rsplit("/", 1)[0] if "/" in topic.strip("/") else ""
+    sibling = f"{parent}/camera_info" if parent else "camera_info"
+    return (("camera/image_raw", topic),) + ((("camera/camera_info", sibling),) if info else ())
+
+
 def policy_values(robot: str, checkpoint: str, device: str, hot_reload: bool) -> dict[str, Any]:
     """policy_node's session values."""
     return {"checkpoint": checkpoint, "device": device, "robot": robot, "hot_reload": hot_reload}
@@ -135,14 +146,14 @@ def deploy(
     check_count("seed", seed)
     publish_tf = check_publish_tf(publish_tf)
     at = partial(node, params_file=params_file, namespace=namespace)
-    remaps = (
-        () if sim else (("camera/image_raw", camera_topic), ("joint_states", joint_states_topic))
-    )
+    camera = camera_topic if camera_topic and not sim else robot_config.camera_topic
+    remaps = camera_remaps(camera) + (() if sim else (("joint_states", joint_states_topic),))
     common = {"use_sim_time": use_sim_time}
     specs: list[Spec] = []
     if sim:
         seeded = {} if seed is None else {"seed": seed}
-        specs.append(at("sim_backend", sim_values(checkpoint, robot_config) | seeded | common))
+        values = sim_values(checkpoint, robot_config) | seeded | common
+        specs.append(at("sim_backend", values, remaps=camera_remaps(camera, info=True)))
     elif driver_launch:
         specs.append(IncludeSpec(driver_launch, namespace))
     if publish_tf:  # TF from the URDF MuJoCo loads; joint_states remapped as for the bridge
@@ -203,9 +214,10 @@ def train(
     if eval_in_sim:
         robot_config = check_robot(robot)
         check_live_task(cfg.env.task, robot_config)
+        camera = robot_config.camera_topic
         specs += [
-            at("sim_backend", sim_values("", robot_config)),
-            at("policy_node", policy_values(robot, "", "cpu", hot_reload=True)),
+            at("sim_backend", sim_values("", robot_config), remaps=camera_remaps(camera, True)),
+            at("policy_node", policy_values(robot, "", "cpu", True), remaps=camera_remaps(camera)),
             at("hardware_bridge", bridge_values(robot, False, True, sim=True), lifecycle=True),
         ]
     return specs

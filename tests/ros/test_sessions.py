@@ -128,11 +128,13 @@ def test_the_sessions_nodes_and_their_values(files):
     trainer, sim, policy, bridge = sessions.train("reacher", eval_in_sim=True)
     assert trainer.ends_session and trainer.parameters == {"task": "reacher"}
     assert sim.parameters == {"checkpoint_topic": "trainer/checkpoint", **commands}  # first one
-    arm_sim = sessions.deploy("sim", "ur5e", hot_reload=True)[0]
-    assert (
-        arm_sim.parameters["trajectory_topic"]
-        == "scaled_joint_trajectory_controller/joint_trajectory"
-    )
+    arm_sim, arm_policy, _ = sessions.deploy("sim", "ur5e", hot_reload=True)
+    trajectories = "scaled_joint_trajectory_controller/joint_trajectory"
+    assert arm_sim.parameters["trajectory_topic"] == trajectories
+    color = ("camera/image_raw", "camera/color/image_raw")  # the RealSense topics, sim and real
+    assert arm_sim.remaps == (color, ("camera/camera_info", "camera/color/camera_info"))
+    assert arm_policy.remaps == (color,)
+    assert sessions.deploy("real", "ur5e", hot_reload=True)[-2].remaps == (color,)
     assert policy.parameters["checkpoint"] == "" and policy.parameters["hot_reload"]
 
 
