@@ -257,3 +257,26 @@ def test_the_arm_camera_is_its_urdf_optical_frame():
     assert cols.mean() == pytest.approx(cx + fx * x / z, abs=1.0)
     assert rows.mean() == pytest.approx(cy + fy * y / z, abs=1.0)
     robot.close()
+
+
+def test_the_arm_wrist_camera_option_looks_along_tool0():
+    """``env.camera=wrist``: a camera on the flange (URDF wrist_camera_optical_frame) that sees
+    a point straight ahead of tool0 at its image centre."""
+    env = make_env("ur5e_reach", EnvConfig(camera="wrist", image_size=64), 1, seed=0)
+    for _ in range(20):  # settle under gravity: the camera's pose at the render is this one
+        env.step(np.zeros((1, 6), np.float32))
+    data = mujoco.MjData(env.model)
+    data.qpos[:] = env.physics[0, 1 : 1 + env.model.nq]
+    mujoco.mj_kinematics(env.model, data)
+    frame = data.body("wrist_camera_optical_frame")
+    forward = frame.xmat.reshape(3, 3)[:, 2]
+    np.testing.assert_allclose(forward, data.body("tool0").xmat.reshape(3, 3)[:, 2], atol=1e-9)
+    env.extras[0, :3] = frame.xpos + 0.3 * forward
+    env.step(np.zeros((1, 6), np.float32))  # renders the new target (the arm holds still)
+    image = env.observe()["pixels"][0, -3:].transpose(1, 2, 0).astype(int)
+    rows, cols = np.nonzero((image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80))
+    assert len(rows) > 20 and env.spec.camera == "wrist"
+    assert rows.mean() == pytest.approx(31.5, abs=1.5) and cols.mean() == pytest.approx(
+        31.5, abs=1.5
+    )
+    env.close()

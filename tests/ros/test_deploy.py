@@ -70,7 +70,8 @@ def test_dry_run_keeps_the_robot_still(policy_file, tmp_path):
     assert report["nodes"]["sim_backend"].get("commands", 0) == 0
 
 
-TRAINED = Path(__file__).resolve().parents[1] / "data" / "reacher_pixels.pt"
+ROOT = Path(__file__).resolve().parents[2]
+TRAINED = ROOT / "tests" / "data" / "reacher_pixels.pt"
 ARM = TRAINED.parent / "ur5e_reach_pixels.pt"  # 400 iterations of ur5e_reach (6% success)
 
 
@@ -150,6 +151,25 @@ def test_the_arm_follows_its_policy_over_ros_as_in_process(tmp_path):
     ros = report["returns"][1:episodes]
     np.testing.assert_allclose(ros, twin[1:], rtol=0.1, err_msg=f"{report['returns']} {twin}")
     assert np.mean(twin) - still > 0.3 * abs(still), (twin, still)
+
+
+def test_the_arm_over_the_forward_position_controller(tmp_path):
+    """The robot YAML's alternative: Float64MultiArray on forward_position_controller/commands
+    drives the simulated arm the same way (episode 2 equals the loop without ROS)."""
+    text = (ROOT / "config" / "robots" / "ur5e.yaml").read_text()
+    text = text.replace("command_type: trajectory", "command_type: forward")
+    trajectories = "scaled_joint_trajectory_controller/joint_trajectory"
+    text = text.replace(trajectories, "forward_position_controller/commands")
+    robot = tmp_path / "ur5e_forward.yaml"
+    robot.write_text(text.replace("name: ur5e", "name: ur5e_forward"))
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--backend", "sim", "--robot", str(robot), "--checkpoint", str(ARM)]
+    argv += ["--seed", "0", "--episodes", "2", "--duration", "60", "--report", str(report_file)]
+    assert cli.main(argv) == 0
+    report = json.loads(report_file.read_text())
+    assert report["nodes"]["sim_backend"]["commands"] > 0 and report["rejected"] == 0
+    twin = arm_twin(ARM, 2, seed=0)
+    np.testing.assert_allclose(report["returns"][1], twin[1], rtol=0.1)
 
 
 class StandStill:

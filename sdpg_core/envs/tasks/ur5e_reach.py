@@ -96,6 +96,8 @@ class UR5eReach(Task):
         optical = spec.body("camera_color_optical_frame")
         # MuJoCo cameras look along -z with y up; the optical frame looks along z with y down.
         optical.add_camera(name="front", quat=[0, 1, 0, 0], fovy=42.5)  # D435 colour, vertical
+        wrist = spec.body("wrist_camera_optical_frame")  # option: env.camera=wrist
+        wrist.add_camera(name="wrist", quat=[0, 1, 0, 0], fovy=60.0)  # SDPG's Franka wrist FOV
         for geom in spec.geoms:
             geom.contype, geom.conaffinity = 0, 0
         for i, name in enumerate(JOINTS):
