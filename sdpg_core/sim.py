@@ -132,8 +132,6 @@ class SimRobot:
         self.interface = actuator_interface(model)
         self._scale = command_scale(model, self.interface)
         self._low, self._high = model.actuator_ctrlrange.T.copy()
-        joints = model.actuator_trnid[:, 0]
-        self._qpos_ids, self._dof_ids = model.jnt_qposadr[joints], model.jnt_dofadr[joints]
         camera = model.camera(self.spec.camera).id
         self.fovy = float(model.cam_fovy[camera])
         body = int(model.cam_bodyid[camera])  # a URDF camera link (e.g. an optical frame)
@@ -212,9 +210,9 @@ class SimRobot:
         mujoco.mj_forward(m, d)
         return JointStateSample(
             self.spec.joint_names,
-            d.qpos[self._qpos_ids].copy(),
-            d.qvel[self._dof_ids].copy(),
-            d.qfrc_actuator[self._dof_ids].copy(),
+            d.qpos[self.env.joint_qpos].copy(),
+            d.qvel[self.env.joint_dof].copy(),
+            d.qfrc_actuator[self.env.joint_dof].copy(),
         )
 
     def image(self, size: int) -> np.ndarray:

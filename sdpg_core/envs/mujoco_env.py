@@ -61,7 +61,8 @@ class MujocoBatchEnv(BatchedEnv):
         self.on_target = np.zeros(num_envs, dtype=np.int64)
         self.timers: dict[str, float] = defaultdict(float)
         joints = m.actuator_trnid[:, 0]
-        self._qpos_ids, self._dof_ids = m.jnt_qposadr[joints], m.jnt_dofadr[joints]
+        # qpos / qvel indices of the actuated joints, in action order
+        self.joint_qpos, self.joint_dof = m.jnt_qposadr[joints], m.jnt_dofadr[joints]
         self.renderer = None
         if pixels:
             camera = cfg.camera or task.camera
@@ -248,8 +249,8 @@ class MujocoBatchEnv(BatchedEnv):
         qpos, qvel = self._split(physics)
         spec = self.spec
         return proprio(
-            qpos[:, self._qpos_ids],
-            qvel[:, self._dof_ids],
+            qpos[:, self.joint_qpos],
+            qvel[:, self.joint_dof],
             self.prev_action,
             spec.default_pose,
             spec.velocity_scale,
