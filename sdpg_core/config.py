@@ -45,6 +45,7 @@ class EnvConfig(Section):
     image_size: int = 84
     frame_stack: int = 3
     camera: str = ""  # empty: the task's default camera
+    image: str = ""  # rgb or depth; empty: the task's
     shadows: bool = False
     msaa: bool = False
     episode_steps: int = 0  # control steps; 0: the task's default / action_repeat
@@ -198,6 +199,7 @@ class Config(Section):
         checks = {
             "env.image_size": self.env.image_size >= 16,
             "env.frame_stack": self.env.frame_stack >= 1,
+            "env.image": self.env.image in ("", "rgb", "depth"),
             "env.action_repeat": self.env.action_repeat >= 1,
             "model.encoder": self.model.encoder in ("drqv2", "spatial_softmax"),
             "sdpg.returns": self.sdpg.returns in ("td_lambda", "monte_carlo", "non_causal"),

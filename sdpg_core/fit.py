@@ -69,6 +69,7 @@ def swap_misfit(new: EnvSpec, running: EnvSpec) -> Misfit | None:
         ("task", new.task, running.task),
         ("joints", list(new.joint_names), list(running.joint_names)),
         ("action_size", new.action_dim, running.action_dim),
+        ("image", new.image, running.image),
         ("image_size", list(new.pixel_shape or ()), list(running.pixel_shape or ())),
     )
     for reason, got, want in checks:

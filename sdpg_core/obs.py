@@ -80,29 +80,35 @@ class ActorObs:
 
 
 class FrameStack:
-    """Last ``k`` RGB frames per env as uint8 [n, 3k, H, W], oldest first."""
+    """Last ``k`` frames per env as uint8 [n, c * k, H, W], oldest first (c = 3 for RGB, 1 for
+    depth)."""
 
-    def __init__(self, n: int, k: int, height: int, width: int) -> None:
-        self.k = k
-        self.frames = np.zeros((n, 3 * k, height, width), dtype=np.uint8)
+    def __init__(self, n: int, k: int, height: int, width: int, channels: int = 3) -> None:
+        self.k, self.channels = k, channels
+        self.frames = np.zeros((n, channels * k, height, width), dtype=np.uint8)
 
     @staticmethod
     def to_chw(images: np.ndarray) -> np.ndarray:
-        """[n, H, W, 3] uint8 -> [n, 3, H, W]."""
+        """[n, H, W, c] uint8 -> [n, c, H, W]."""
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
 
     def reset(self, rows: np.ndarray, images: np.ndarray) -> None:
-        """Fill every slot of ``rows`` with ``images`` [n, H, W, 3]."""
+        """Fill every slot of ``rows`` with ``images`` [n, H, W, c]."""
         chw = self.to_chw(images)
         self.frames[rows] = np.tile(chw, (1, self.k, 1, 1))
 
     def push(self, rows: np.ndarray, images: np.ndarray) -> None:
-        """Drop the oldest frame of ``rows`` and append ``images`` [n, H, W, 3]."""
-        chw = self.to_chw(images)
+        """Drop the oldest frame of ``rows`` and append ``images`` [n, H, W, c]."""
+        chw, c = self.to_chw(images), self.channels
         stacked = self.frames[rows]
-        stacked[:, :-3] = stacked[:, 3:]
-        stacked[:, -3:] = chw
+        stacked[:, :-c] = stacked[:, c:]
+        stacked[:, -c:] = chw
         self.frames[rows] = stacked
+
+    def latest_rgb(self, row: int) -> np.ndarray:
+        """The newest frame of ``row`` as RGB uint8 [H, W, 3] (depth shown as grey)."""
+        frame = self.frames[row, -self.channels :].transpose(1, 2, 0)
+        return np.repeat(frame, 3 // self.channels, axis=2).copy()
 
 
 def centre_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -129,6 +135,33 @@ def prepare_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     cropped = np.ascontiguousarray(centre_crop(image, height, width))
     return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def depth_frame(depth: np.ndarray, depth_range: Sequence[float]) -> np.ndarray:
+    """Depth in metres [..., H, W] -> the policy's depth frame uint8 [..., H, W, 1]: clipped to
+    ``depth_range`` (near, far) and quantised to 256 levels over it. No return (0, NaN, inf: a
+    RealSense hole) reads as ``far``, like a rendered surface beyond the range."""
+    near, far = depth_range
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    metres = np.clip(np.where(valid, depth, far), near, far)
+    return np.rint((metres - near) * (255.0 / (far - near))).astype(np.uint8)[..., None]
+
+
+def prepare_depth(
+    depth: np.ndarray, height: int, width: int, depth_range: Sequence[float]
+) -> np.ndarray:
+    """Depth image [H', W'] float metres of any size -> the depth frame [height, width, 1]:
+    centre crop to width:height, nearest-neighbour resize (no blending across edges), then
+    ``depth_frame``."""
+    if depth.ndim != 2 or depth.dtype.kind != "f" or 0 in depth.shape:
+        raise ValueError(
+            f"expected a depth image [H, W] in metres, got {depth.dtype} {depth.shape}"
+        )
+    if depth.shape != (height, width):
+        cropped = np.ascontiguousarray(centre_crop(depth, height, width), dtype=np.float32)
+        depth = cv2.resize(cropped, (width, height), interpolation=cv2.INTER_NEAREST)
+    return depth_frame(depth, depth_range)
 
 
 class RunningNormalizer(nn.Module):

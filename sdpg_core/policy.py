@@ -19,7 +19,14 @@ from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec
 from sdpg_core.models import Actor, resolve_device
-from sdpg_core.obs import ActorObs, FrameStack, RunningNormalizer, prepare_image, proprio
+from sdpg_core.obs import (
+    ActorObs,
+    FrameStack,
+    RunningNormalizer,
+    prepare_depth,
+    prepare_image,
+    proprio,
+)
 
 POLICY_PARTS = ("config", "spec", "actor", "normalizer")
 
@@ -115,17 +122,22 @@ class Policy:
     def act_image(
         self, image: np.ndarray, joints: tuple[np.ndarray, np.ndarray] | None = None
     ) -> np.ndarray:
-        """Action [A] for one RGB camera image [H, W, 3] uint8 of any size, stacking frames as
-        in training (``prepare_image``: centre crop to the training aspect ratio, area resize).
+        """Action [A] for one camera image of any size: RGB uint8 [H, W, 3], or depth float32
+        metres [H, W] for a depth policy; frames are stacked as in training (``prepare_image`` /
+        ``prepare_depth``: centre crop to the training aspect ratio, then resize).
         ``joints`` = (positions, velocities) [A] in the policy's joint order: the proprio group,
         with this policy's previous action, for specs that have one (``obs.proprio``)."""
         spec = self.spec
         if spec.obs_mode != "pixels":
             raise ValueError(f"policy for {spec.task!r} acts on state, not images")
         channels, height, width = spec.pixel_shape
-        frame = prepare_image(image, height, width)[None]
+        if spec.image == "depth":
+            frame = prepare_depth(image, height, width, spec.depth_range)[None]
+        else:
+            frame = prepare_image(image, height, width)[None]
         if self.stream is None:
-            self.stream = FrameStack(1, channels // 3, height, width)
+            per_frame = spec.image_channels
+            self.stream = FrameStack(1, channels // per_frame, height, width, per_frame)
             self.stream.reset(np.zeros(1, dtype=np.int64), frame)
         else:
             self.stream.push(np.zeros(1, dtype=np.int64), frame)
@@ -139,3 +151,10 @@ class Policy:
             )
         self.prev_action = self.act(obs)[0]
         return self.prev_action
+
+    def blank_image(self) -> np.ndarray:
+        """An all-zero camera image of this policy's kind and training size (a warm-up frame)."""
+        _, height, width = self.spec.pixel_shape
+        if self.spec.image == "depth":
+            return np.zeros((height, width), dtype=np.float32)
+        return np.zeros((height, width, 3), dtype=np.uint8)

@@ -30,6 +30,7 @@ class RobotConfig:
     command_type: str = "forward"  # forward: Float64MultiArray; trajectory: JointTrajectory
     command_topic: str = ""
     camera_topic: str = "camera/image_raw"  # the camera driver's image topic (sim: the same)
+    depth_topic: str = "camera/depth/image_rect_raw"  # its depth image topic (depth policies)
     action_mode: str = "absolute"  # absolute: offset + scale * a; delta: last + scale * a
     action_scale: tuple[float, ...] = ()  # command = action_offset + action_scale * a
     action_offset: tuple[float, ...] = ()
@@ -49,6 +50,7 @@ class RobotConfig:
             and (self.action_mode == "absolute" or self.command_interface == "position"),
             "command_topic": bool(self.command_topic),
             "camera_topic": bool(self.camera_topic),
+            "depth_topic": bool(self.depth_topic),
             "default_pose": _finite_list(self.default_pose, n),
             "action_scale": _finite_list(self.action_scale, n),
             "action_offset": _finite_list(self.action_offset, n),
@@ -64,6 +66,10 @@ class RobotConfig:
                 "delta for the position interface only)"
             )
         return self
+
+    def image_topic(self, image: str) -> str:
+        """The topic a policy of image kind ``image`` (rgb or depth) reads its camera from."""
+        return self.depth_topic if image == "depth" else self.camera_topic
 
 
 def _finite_list(values: tuple[float, ...], n: int) -> bool:

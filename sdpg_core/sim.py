@@ -118,12 +118,20 @@ class SimRobot:
     """
 
     def __init__(
-        self, task: str, seed: int = 0, episode_steps: int = 0, action_repeat: int = 1
+        self,
+        task: str,
+        seed: int = 0,
+        episode_steps: int = 0,
+        action_repeat: int = 1,
+        camera: str = "",
+        image: str = "",
     ) -> None:
         cfg = EnvConfig(
             task=task,
             episode_steps=episode_steps,
             action_repeat=action_repeat,
+            camera=camera,
+            image=image,
             physics_threads=1,
         )
         self.env = make_env(task, cfg, 1, render=False, seed=seed)
@@ -216,13 +224,21 @@ class SimRobot:
         )
 
     def image(self, size: int) -> np.ndarray:
-        """RGB uint8 [size, size, 3] from the task camera, rendered exactly like training."""
+        """The task camera's image, rendered exactly like training: RGB uint8 [size, size, 3],
+        or depth float32 metres [size, size] for a depth camera (what its driver publishes)."""
         try:
             if size not in self._renderers:
                 self._renderers[size] = PixelRenderer(
-                    self.model, self.env.task, 1, size, 1, self.spec.camera
+                    self.model,
+                    self.env.task,
+                    1,
+                    size,
+                    1,
+                    self.spec.camera,
+                    depth_range=self.spec.depth_range,
                 )
-            return self._renderers[size].render(self.env.physics[:1], self.env.extras[:1])[0]
+            renderer = self._renderers[size]
+            return renderer.camera_images(self.env.physics[:1], self.env.extras[:1])[0]
         finally:
             release_gl_context()
 

@@ -288,15 +288,15 @@ class PolicyNode(Node):
         if problem:
             self.counters.reject(*problem)
             return
-        try:
-            image = to_numpy(msg)
-        except ImageError as err:
-            self.counters.reject(err.reason, str(err))
-            return
         with self._lock:
             policy = self.policy
             if policy is None:
                 self.counters.add("waiting_for_checkpoint")
+                return
+            try:
+                image = to_numpy(msg, kind=policy.spec.image)
+            except ImageError as err:
+                self.counters.reject(err.reason, str(err))
                 return
             joints = self._joints_for(policy, stamp_ns)
             if joints is False:
@@ -396,13 +396,12 @@ class PolicyNode(Node):
         found = self.misfit(spec) or nonfinite_weights(data)
         if found:
             raise Refused(found.reason, f"{path}: {found.message}")
-        _, height, width = spec.pixel_shape
         try:
             policy = Policy.from_checkpoint(data, path, self.device)
             rest = (
                 (np.zeros(spec.action_dim), np.zeros(spec.action_dim)) if spec.proprio_dim else None
             )
-            policy.act_image(np.zeros((height, width, 3), dtype=np.uint8), rest)  # warm up
+            policy.act_image(policy.blank_image(), rest)  # warm up
         except ValueError as err:  # from_checkpoint names the file and what does not fit
             raise Refused("build", str(err)) from err
         except Exception as err:  # a network that builds but cannot run on a frame

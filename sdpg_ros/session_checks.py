@@ -14,6 +14,7 @@ from rclpy.validate_namespace import validate_namespace
 from rclpy.validate_topic_name import validate_topic_name
 
 from sdpg_core.config import Config
+from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
 from sdpg_core.fit import base_task, read_metadata, robot_misfit
 from sdpg_core.robot import RobotConfig, load_robot
@@ -94,8 +95,8 @@ def check_robot(robot: str) -> RobotConfig:
         raise ArgumentError("robot", str(err)) from err
 
 
-def check_checkpoint(path: str, robot: RobotConfig) -> None:
-    """The checkpoint was trained for ``robot`` (its header read without torch)."""
+def check_checkpoint(path: str, robot: RobotConfig) -> EnvSpec:
+    """The spec of a checkpoint trained for ``robot`` (its header read without torch)."""
     try:
         spec = read_metadata(path)[1]
     except (OSError, ValueError) as err:
@@ -104,14 +105,23 @@ def check_checkpoint(path: str, robot: RobotConfig) -> None:
     if misfit:
         message = f"checkpoint {path} does not fit robot {robot.name!r}: {misfit.message}"
         raise ArgumentError("checkpoint", message)
+    return spec
 
 
-def check_policy_source(checkpoint: str, robot: RobotConfig, hot_reload: bool) -> None:
-    """A checkpoint that fits ``robot``, or none while hot reload can bring one."""
-    if checkpoint:
-        check_checkpoint(checkpoint, robot)
+def check_policy_source(checkpoint: str, robot: RobotConfig, hot_reload: bool) -> str:
+    """A checkpoint that fits ``robot``, or none while hot reload can bring one; returns the
+    policy's image kind (rgb or depth; a hot-reloaded policy: its sim task's)."""
     message = "required (without hot_reload nothing else can load a policy)"
     require(bool(checkpoint) or hot_reload, "checkpoint", message)
+    if checkpoint:
+        return check_checkpoint(checkpoint, robot).image
+    return task_image(robot.sim_task) if robot.sim_task else "rgb"
+
+
+def task_image(task: str, image: str = "") -> str:
+    """The image kind a policy of ``task`` sees (``image``: the config's env.image, '' = the
+    task's)."""
+    return image or get_task(task).factory.image
 
 
 def check_file(argument: str, path: str) -> None:

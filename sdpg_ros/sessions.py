@@ -30,6 +30,7 @@ from sdpg_ros.session_checks import (
     check_topic,
     require,
     resolve_config,
+    task_image,
 )
 
 CHECKPOINT_TOPIC = "trainer/checkpoint"  # trainer_node announces every checkpoint here
@@ -138,7 +139,7 @@ def deploy(
     autostart = sim if autostart is None else autostart
     dry_run = not sim if dry_run is None else dry_run
     hot_reload = sim if hot_reload is None else hot_reload
-    check_policy_source(checkpoint, robot_config, hot_reload)
+    image = check_policy_source(checkpoint, robot_config, hot_reload)
     check_params_file(params_file)
     check_file("driver_launch", driver_launch)
     check_topic("camera_topic", camera_topic)
@@ -146,7 +147,7 @@ def deploy(
     check_count("seed", seed)
     publish_tf = check_publish_tf(publish_tf)
     at = partial(node, params_file=params_file, namespace=namespace)
-    camera = camera_topic if camera_topic and not sim else robot_config.camera_topic
+    camera = camera_topic if camera_topic and not sim else robot_config.image_topic(image)
     remaps = camera_remaps(camera) + (() if sim else (("joint_states", joint_states_topic),))
     common = {"use_sim_time": use_sim_time}
     specs: list[Spec] = []
@@ -214,7 +215,7 @@ def train(
     if eval_in_sim:
         robot_config = check_robot(robot)
         check_live_task(cfg.env.task, robot_config)
-        camera = robot_config.camera_topic
+        camera = robot_config.image_topic(task_image(cfg.env.task, cfg.env.image))
         specs += [
             at("sim_backend", sim_values("", robot_config), remaps=camera_remaps(camera, True)),
             at("policy_node", policy_values(robot, "", "cpu", True), remaps=camera_remaps(camera)),

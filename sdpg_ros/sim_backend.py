@@ -89,17 +89,20 @@ def task_status(task: str, episode: Episode) -> DiagnosticStatus:
 
 
 class Settings(NamedTuple):
-    """What the sim runs: the policy's training task, camera size and action repeat."""
+    """What the sim runs: the policy's training task, camera size and action repeat, and its
+    camera and image kind ("": the task's)."""
 
     task: str
     image_size: int
     action_repeat: int
+    camera: str = ""
+    image: str = ""
 
 
 def checkpoint_settings(path: str) -> Settings:
     """The settings a checkpoint was trained with (its header, no torch)."""
     env = read_metadata(path)[0].env
-    return Settings(env.task, env.image_size, env.action_repeat)
+    return Settings(env.task, env.image_size, env.action_repeat, env.camera, env.image)
 
 
 class SimBackend(Node):
@@ -140,7 +143,14 @@ class SimBackend(Node):
         """Build the robot for ``settings``, its topics and its timer (ValueError for an unknown
         task or a camera size the model cannot render)."""
         try:
-            robot = SimRobot(settings.task, self.seed, self.episode_steps, settings.action_repeat)
+            robot = SimRobot(
+                settings.task,
+                self.seed,
+                self.episode_steps,
+                settings.action_repeat,
+                settings.camera,
+                settings.image,
+            )
         except KeyError as err:
             raise ValueError(f"unknown task {settings.task!r}") from err
         if settings.image_size > robot.max_image_size:

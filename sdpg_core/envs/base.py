@@ -1,7 +1,8 @@
 """The environment contract every batched env implements (shapes and dtypes written down once).
 
 Notation: N = number of envs in the batch, R = number of rendered envs (``render_ids``),
-A = action dim, Ds = privileged state dim, C = 3 * frame_stack, H = W = image size.
+A = action dim, Ds = privileged state dim, C = c * frame_stack (c = 3 per RGB frame, 1 per
+depth frame: ``EnvSpec.image``), H = W = image size.
 
 - ``reset(ids, seeds=None)``: re-initialise envs ``ids`` (int64 [n]) from the task's initial
   distribution; with ``seeds`` (one per id) each initial state depends on its seed alone.
@@ -55,6 +56,13 @@ class EnvSpec:
     proprio_dim: int = 0  # P of the actor's proprio group (0: the actor sees pixels only)
     default_pose: tuple[float, ...] = ()  # proprio positions are relative to it, per joint
     velocity_scale: float = 0.0  # proprio velocities are scaled by it
+    image: str = "rgb"  # camera frames: "rgb" (3 channels each) or "depth" (1, metres quantised)
+    depth_range: tuple[float, ...] = ()  # (near, far) metres of a depth image, else ()
+
+    @property
+    def image_channels(self) -> int:
+        """Channels per camera frame: 3 (RGB) or 1 (depth)."""
+        return 1 if self.image == "depth" else 3
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoints and policy metadata."""
@@ -73,11 +81,13 @@ class EnvSpec:
             "proprio_dim": self.proprio_dim,
             "default_pose": list(self.default_pose),
             "velocity_scale": self.velocity_scale,
+            "image": self.image,
+            "depth_range": list(self.depth_range),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> EnvSpec:
-        """Inverse of ``to_dict`` (specs saved before the proprio group have none)."""
+        """Inverse of ``to_dict`` (older specs have no proprio group and RGB images)."""
         shape = data["pixel_shape"]
         return cls(
             task=data["task"],
@@ -94,6 +104,8 @@ class EnvSpec:
             proprio_dim=int(data.get("proprio_dim", 0)),
             default_pose=tuple(float(v) for v in data.get("default_pose", ())),
             velocity_scale=float(data.get("velocity_scale", 0.0)),
+            image=data.get("image", "rgb"),
+            depth_range=tuple(float(v) for v in data.get("depth_range", ())),
         )
 
 

@@ -64,42 +64,51 @@ class MujocoBatchEnv(BatchedEnv):
         # qpos / qvel indices of the actuated joints, in action order
         self.joint_qpos, self.joint_dof = m.jnt_qposadr[joints], m.jnt_dofadr[joints]
         self.renderer = None
+        self.spec = self._make_spec(cfg, pixels)
         if pixels:
-            camera = cfg.camera or task.camera
             self.renderer = PixelRenderer(
                 m,
                 task,
                 len(self.render_ids),
                 cfg.image_size,
                 cfg.frame_stack,
-                camera,
+                self.spec.camera,
                 cfg.shadows,
                 cfg.msaa,
+                self.spec.depth_range,
             )
-        self.spec = self._make_spec(cfg, pixels)
         self.rng = np.random.default_rng(seed)
         self.reset(np.arange(num_envs))
 
     def _make_spec(self, cfg: EnvConfig, pixels: bool) -> EnvSpec:
         """Build the static spec from the compiled model and task."""
         size = cfg.image_size
+        image = cfg.image or self.task.image
+        channels = 1 if image == "depth" else 3
         obs = self.task.observation(*self._split(self.physics[:1]), self.extras[:1])
         return EnvSpec(
             task=self.entry.name,
             obs_mode=self.entry.obs_mode,
             state_dim=obs.shape[1],
             action_dim=self.model.nu,
-            pixel_shape=(3 * cfg.frame_stack, size, size) if pixels else None,
+            pixel_shape=(channels * cfg.frame_stack, size, size) if pixels else None,
             episode_steps=self.episode_steps,
             control_dt=float(self.model.opt.timestep * self.task.frame_skip * self.action_repeat),
             reward_terms=tuple(self.task.reward_terms),
             has_success=self.task.has_success,
             joint_names=self.task.joint_names(),
-            camera=cfg.camera or self.task.camera,
+            camera=cfg.camera or self._default_camera(image),
             proprio_dim=3 * self.model.nu if self.task.proprio else 0,
             default_pose=tuple(self.task.default_pose) if self.task.proprio else (),
             velocity_scale=self.task.velocity_scale if self.task.proprio else 0.0,
+            image=image,
+            depth_range=tuple(self.task.depth_range) if image == "depth" else (),
         )
+
+    def _default_camera(self, image: str) -> str:
+        """The task's camera for images of kind ``image``."""
+        task = self.task
+        return task.depth_camera or task.camera if image == "depth" else task.camera
 
     def _split(self, physics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(qpos, qvel) views of FULLPHYSICS rows."""

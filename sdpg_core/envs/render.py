@@ -1,18 +1,22 @@
-"""Pixels for the rendered (nominal) envs: mujoco.Renderer on EGL plus a frame stack."""
+"""Frames for the rendered (nominal) envs: mujoco.Renderer on EGL plus a frame stack."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import mujoco
 import numpy as np
 
 from sdpg_core.envs.task import Task
-from sdpg_core.obs import FrameStack
+from sdpg_core.obs import FrameStack, depth_frame
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 class PixelRenderer:
-    """Renders envs from their physics state; keeps one frame stack per rendered env."""
+    """Renders envs from their physics state; keeps one frame stack per rendered env. With a
+    ``depth_range`` the camera is a depth camera (metres along the optical axis, as a RealSense
+    depth stream) and frames are ``obs.depth_frame``s; without, RGB."""
 
     def __init__(
         self,
@@ -24,6 +28,7 @@ class PixelRenderer:
         camera: str,
         shadows: bool = False,
         msaa: bool = False,
+        depth_range: Sequence[float] = (),
     ) -> None:
         if not shadows:
             model.vis.quality.shadowsize = 0
@@ -31,14 +36,20 @@ class PixelRenderer:
             model.vis.quality.offsamples = 0
         self.task = task
         self.camera = camera
+        self.depth_range = tuple(depth_range)
         self._data = mujoco.MjData(model)
         self._model = model
         self._renderer = mujoco.Renderer(model, size, size)
-        self.stack = FrameStack(count, stack, size, size)
+        if self.depth_range:
+            self._renderer.enable_depth_rendering()
+        self.stack = FrameStack(count, stack, size, size, 1 if self.depth_range else 3)
 
-    def render(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
-        """Images uint8 [n, H, W, 3] of n envs given their physics state and task extras."""
-        out = np.empty((len(physics), *self.stack.frames.shape[2:], 3), dtype=np.uint8)
+    def camera_images(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """What the camera sees of n envs given their physics state and task extras: RGB uint8
+        [n, H, W, 3], or depth float32 metres [n, H, W] for a depth camera."""
+        size = self.stack.frames.shape[2:]
+        shape, dtype = (size, np.float32) if self.depth_range else ((*size, 3), np.uint8)
+        out = np.empty((len(physics), *shape), dtype=dtype)
         for i, (state, extra) in enumerate(zip(physics, extras, strict=True)):
             mujoco.mj_setState(self._model, self._data, state, FULLPHYSICS)
             self.task.prepare_render(self._data, extra)
@@ -46,6 +57,11 @@ class PixelRenderer:
             self._renderer.update_scene(self._data, self.camera)
             out[i] = self._renderer.render()
         return out
+
+    def render(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
+        """Policy frames uint8 [n, H, W, c] of n envs (c = 3 RGB, 1 depth)."""
+        images = self.camera_images(physics, extras)
+        return depth_frame(images, self.depth_range) if self.depth_range else images
 
     def close(self) -> None:
         """Free the GL context."""

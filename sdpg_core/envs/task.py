@@ -48,6 +48,9 @@ class Task(abc.ABC):
 
     name: str = ""  # set by ``register_task``
     camera: str = "track"
+    image: str = "rgb"  # what the camera gives the actor: "rgb" or "depth"
+    depth_camera: str = ""  # the camera of depth images ('' = ``camera``)
+    depth_range: tuple[float, float] = (0.1, 3.0)  # metres a depth image is clipped to
     episode_steps: int = 1000
     frame_skip: int = 1
     extras_dim: int = 0

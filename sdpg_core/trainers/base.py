@@ -216,7 +216,7 @@ class TrainerBase(abc.ABC):
         renderer = self.env.renderer
         if renderer is None:
             return None
-        return renderer.stack.frames[0, -3:].transpose(1, 2, 0).copy()
+        return renderer.stack.latest_rgb(0)
 
     def close(self) -> None:
         """Release the envs."""

@@ -40,7 +40,7 @@ def make_checkpoint(
     """
     cfg = resolve(task, overrides=[f"env.image_size={image_size}", *TINY_MODEL, *overrides])
     env = make_env(task, cfg.env, 1, render=False)
-    pixels = (3 * cfg.env.frame_stack, image_size, image_size)
+    pixels = (env.spec.image_channels * cfg.env.frame_stack, image_size, image_size)
     spec = dataclasses.replace(env.spec, obs_mode="pixels", pixel_shape=pixels)
     env.close()
     torch.manual_seed(seed)

@@ -112,7 +112,9 @@ def test_trained_policy_reaches_over_ros_as_in_process(tmp_path):
 def arm_twin(path: Path, episodes: int, seed: int) -> list[float]:
     """The arm's deploy loop without ROS: joint states and image -> action -> the command
     integrated as the bridge does (last + action_scale * a, clamped) -> the sim."""
-    policy, robot = Policy.load(path), SimRobot("ur5e_reach", seed=seed)
+    policy = Policy.load(path)
+    env = policy.cfg.env
+    robot = SimRobot("ur5e_reach", seed=seed, camera=env.camera, image=env.image)
     scale = np.asarray(load_robot("ur5e").action_scale)
     low, high = robot.env.task.limits.T
     size, returns = policy.spec.pixel_shape[1], []
@@ -169,6 +171,23 @@ def test_the_arm_over_the_forward_position_controller(tmp_path):
     report = json.loads(report_file.read_text())
     assert report["nodes"]["sim_backend"]["commands"] > 0 and report["rejected"] == 0
     twin = arm_twin(ARM, 2, seed=0)
+    np.testing.assert_allclose(report["returns"][1], twin[1], rtol=0.1)
+
+
+def test_a_depth_policy_drives_the_arm_from_the_depth_topic(tmp_path):
+    """env.image=depth: the sim publishes 32FC1 metres on the RealSense depth topic, the policy
+    node reads them there (nothing rejected), and episode 2 equals the loop without ROS."""
+    policy = make_checkpoint(
+        tmp_path / "depth.pt", task="ur5e_reach", overrides=("env.image=depth",)
+    )
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--backend", "sim", "--robot", "ur5e", "--checkpoint", str(policy)]
+    argv += ["--seed", "0", "--episodes", "2", "--duration", "60", "--report", str(report_file)]
+    assert cli.main(argv) == 0
+    report = json.loads(report_file.read_text())
+    assert report["rejected"] == 0 and report["actions"] >= 100
+    assert report["nodes"]["sim_backend"]["commands"] > 0
+    twin = arm_twin(policy, 2, seed=0)
     np.testing.assert_allclose(report["returns"][1], twin[1], rtol=0.1)
 
 

@@ -76,7 +76,7 @@ def test_malformed_messages_raise_image_error(kind, reason, use_cv_bridge):
 
 @pytest.mark.parametrize(
     ("array", "reason"),
-    [(RGB.astype(np.float32), "encoding"), (RGB[..., :2], "size"), (RGB[:0], "size")],
+    [(RGB.astype(np.float64), "encoding"), (RGB[..., :2], "size"), (RGB[:0], "size")],
 )
 def test_invalid_arrays_are_refused(array, reason):
     with pytest.raises(ImageError) as err:
@@ -100,3 +100,44 @@ def test_requesting_cv_bridge_without_it_fails_clearly(monkeypatch):
     with pytest.raises(ImportError, match="cv_bridge"):
         to_numpy(hand_built("rgb8", RGB), use_cv_bridge=True)
     np.testing.assert_array_equal(to_numpy(hand_built("rgb8", RGB)), RGB)  # default: ours
+
+
+DEPTH = np.array([[0.5, 1.25, 0.0], [2.0, np.nan, 3.5]], dtype=np.float32)  # metres, H=2, W=3
+
+
+def depth_message(encoding: str, values: np.ndarray, bigendian: bool, padding: int = 0) -> Image:
+    """A depth message written from ``values`` in the encoding's byte order, rows padded."""
+    dtype = np.dtype(values.dtype).newbyteorder(">" if bigendian else "<")
+    rows = [np.asarray(row, dtype=dtype).tobytes() + bytes(padding) for row in values]
+    height, width = values.shape
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=int(bigendian))
+    msg.step, msg.data = len(rows[0]), b"".join(rows)
+    return msg
+
+
+@pytest.mark.parametrize("bigendian", [False, True])
+@pytest.mark.parametrize("padding", [0, 4])
+def test_depth_32fc1_and_16uc1_decode_to_metres(bigendian, padding):
+    metres = to_numpy(depth_message("32FC1", DEPTH, bigendian, padding), False, "depth")
+    assert metres.dtype == np.float32 and metres.shape == (2, 3)
+    np.testing.assert_array_equal(metres, DEPTH)
+    millimetres = np.array([[500, 1250, 0], [2000, 0, 65535]], dtype=np.uint16)
+    decoded = to_numpy(depth_message("16UC1", millimetres, bigendian, padding), False, "depth")
+    np.testing.assert_allclose(decoded, [[0.5, 1.25, 0.0], [2.0, 0.0, 65.535]], rtol=1e-6)
+
+
+def test_depth_encodes_as_32fc1_and_kinds_do_not_mix():
+    msg = to_msg(DEPTH, frame_id="camera_depth_optical_frame", use_cv_bridge=False)
+    assert (msg.encoding, msg.step, msg.is_bigendian) == ("32FC1", 12, 0)
+    np.testing.assert_array_equal(to_numpy(msg, False, "depth"), DEPTH)
+    with pytest.raises(ImageError, match="expected one of") as err:
+        to_numpy(msg, use_cv_bridge=False)  # a colour policy is sent depth
+    assert err.value.reason == "encoding"
+    with pytest.raises(ImageError) as err:
+        to_numpy(hand_built("rgb8", RGB), False, "depth")
+    assert err.value.reason == "encoding"
+    short = depth_message("32FC1", DEPTH, False)
+    short.step = 11  # less than a row of 3 floats
+    with pytest.raises(ImageError) as err:
+        to_numpy(short, False, "depth")
+    assert err.value.reason == "truncated"

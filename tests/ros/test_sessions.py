@@ -138,6 +138,21 @@ def test_the_sessions_nodes_and_their_values(files):
     assert policy.parameters["checkpoint"] == "" and policy.parameters["hot_reload"]
 
 
+def test_depth_policies_read_the_depth_topic(tmp_path):
+    """A depth policy's sim publishes, and its policy node reads, the RealSense depth topics;
+    the training session's live evaluation follows env.image."""
+    path = make_checkpoint(tmp_path / "depth.pt", task="ur5e_reach", overrides=("env.image=depth",))
+    depth = ("camera/image_raw", "camera/depth/image_rect_raw")
+    arm_sim, arm_policy, _ = sessions.deploy("sim", "ur5e", str(path))
+    assert arm_sim.remaps == (depth, ("camera/camera_info", "camera/depth/camera_info"))
+    assert arm_policy.remaps == (depth,)
+    assert sessions.deploy("real", "ur5e", str(path))[-2].remaps == (depth,)
+    live = sessions.train(
+        "ur5e_reach", overrides=["env.image=depth"], eval_in_sim=True, robot="ur5e"
+    )
+    assert live[2].remaps == (depth,)
+
+
 # Every launch argument: a value other than its default, and the arguments it needs beside it.
 CHANGED = {
     "deploy": {

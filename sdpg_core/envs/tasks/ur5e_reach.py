@@ -60,6 +60,8 @@ class UR5eReach(Task):
     and ``action`` (-0.05 |a|^2: small, smooth deltas)."""
 
     camera = "front"
+    depth_camera = "front_depth"  # env.image=depth: the D435's depth stream, same mount
+    depth_range = (0.11, 2.5)  # the D435's minimum range; beyond the table's far corner
     episode_steps = 100  # 5 s at 20 Hz
     frame_skip = 10  # 10 x 5 ms
     extras_dim = 3 + len(JOINTS)  # target (x, y, z), then the joint position targets
@@ -93,9 +95,19 @@ class UR5eReach(Task):
         target.add_geom(
             type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.025, 0, 0], rgba=[0.9, 0.15, 0.15, 1]
         )
+        # The target's stand, down through the table top: where it meets the table is the
+        # target's (x, y), a depth cue a single camera otherwise lacks.
+        target.add_geom(
+            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+            size=[0.012, 0.25, 0],
+            pos=[0, 0, -0.25],
+            rgba=[0.2, 0.2, 0.25, 1],
+        )
         optical = spec.body("camera_color_optical_frame")
         # MuJoCo cameras look along -z with y up; the optical frame looks along z with y down.
         optical.add_camera(name="front", quat=[0, 1, 0, 0], fovy=42.5)  # D435 colour, vertical
+        depth = spec.body("camera_depth_optical_frame")
+        depth.add_camera(name="front_depth", quat=[0, 1, 0, 0], fovy=58.0)  # D435 depth, vertical
         wrist = spec.body("wrist_camera_optical_frame")  # option: env.camera=wrist
         wrist.add_camera(name="wrist", quat=[0, 1, 0, 0], fovy=60.0)  # SDPG's Franka wrist FOV
         for geom in spec.geoms:
