@@ -1,13 +1,15 @@
 """Camera-to-command latency through policy_node and hardware_bridge over a real ROS 2 graph.
 
-A camera process publishes 84x84 rgb8 frames stamped with the wall clock at a fixed rate;
-``sdpg-ros deploy --backend real --activate`` (policy_node + hardware_bridge, one process, as on
-a robot) acts on them and commands the reacher's effort controller; the camera process also
-publishes the released e-stop state the bridge waits for. The bridge measures each command's
-latency from the image stamp. Prints p50/p99 and dropped frames per rate and writes
-benchmarks/results/ros_latency.json.
+A camera process publishes rgb8 frames stamped with the wall clock at a fixed rate on the
+robot's camera topic (for a robot with proprioception, also its joint states at the same
+stamps, standing at the default pose); ``sdpg-ros deploy --backend real --activate``
+(policy_node + hardware_bridge, one process, as on a robot) acts on them and commands the
+robot's controller; the camera process also publishes the released e-stop state the bridge
+waits for. The bridge measures each command's latency from the image stamp. Prints p50/p99
+and dropped frames per rate and writes benchmarks/results/ros_latency[_<robot>].json.
 
 Usage: python benchmarks/bench_ros_latency.py [--frames 5000] [--rates 50 100] [--size 84]
+       python benchmarks/bench_ros_latency.py --robot ur5e --rates 30 --size 64
 """
 
 from __future__ import annotations
@@ -27,31 +29,38 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_checkpoint(path: Path, size: int) -> Path:
-    """An (untrained) reacher pixel policy at ``size`` x ``size``: latency ignores the weights."""
+def make_checkpoint(path: Path, size: int, task: str) -> Path:
+    """An (untrained) pixel policy of ``task`` at ``size`` x ``size``: latency ignores the
+    weights."""
     from sdpg_core import checkpoint
     from sdpg_core.config import resolve
     from sdpg_core.trainers.sdpg import SDPGTrainer
 
     overrides = [f"env.image_size={size}", "sdpg.num_nominal=1", "sdpg.num_perturbations=0"]
-    trainer = SDPGTrainer(resolve("reacher", overrides=overrides), path.parent)
+    trainer = SDPGTrainer(resolve(task, overrides=overrides), path.parent)
     checkpoint.save(trainer.state_dict(), path)
     trainer.close()
     return path
 
 
-def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
-    """Publish ``frames`` images at ``rate_hz`` after ``warmup_s``; returns the count sent."""
+def camera(rate_hz: float, frames: int, size: int, warmup_s: float, robot: str) -> int:
+    """Publish ``frames`` images at ``rate_hz`` after ``warmup_s`` (each after a joint state of
+    the same stamp when the robot's policy reads them); returns the count sent."""
     import rclpy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Bool
 
+    from sdpg_core.robot import load_robot
     from sdpg_ros.hardware_bridge import E_STOP_QOS
     from sdpg_ros.image_conversion import to_msg
 
+    config = load_robot(robot)
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    pub = node.create_publisher(Image, "camera/image_raw", 10)
+    pub = node.create_publisher(Image, config.camera_topic, 10)
+    joints = node.create_publisher(JointState, "joint_states", 10)
+    state = JointState(name=list(config.joints), position=list(config.default_pose))
+    state.velocity = [0.0] * len(config.joints)
     e_stop = node.create_publisher(Bool, "e_stop", E_STOP_QOS)  # the operator's: released
     e_stop.publish(Bool(data=False))
     images = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
@@ -62,6 +71,8 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
         msg = msgs[sent % len(msgs)]
         stamp = time.time_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        state.header.stamp = msg.header.stamp
+        joints.publish(state)
         pub.publish(msg)
         sent += 1
         delay = start + sent / rate_hz - time.perf_counter()
@@ -72,7 +83,9 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float) -> int:
     return sent
 
 
-def run_rate(ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path) -> dict:
+def run_rate(
+    ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path, robot: str = "reacher"
+) -> dict:
     """One deploy process + this process as the camera; returns the figures for ``rate_hz``."""
     report = workdir / f"report_{int(rate_hz)}.json"
     warmup_s = 8.0
@@ -84,6 +97,7 @@ def run_rate(ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path) 
             "--backend=real",
             "--activate",
             f"--checkpoint={ckpt}",
+            f"--robot={robot}",
             f"--duration={duration}",
             f"--report={report}",
         ],
@@ -91,7 +105,7 @@ def run_rate(ckpt: Path, rate_hz: float, frames: int, size: int, workdir: Path) 
         stderr=subprocess.STDOUT,
         text=True,
     )
-    sent = camera(rate_hz, frames, size, warmup_s)
+    sent = camera(rate_hz, frames, size, warmup_s, robot)
     out, _ = deploy.communicate(timeout=duration + 60)
     if deploy.returncode != 0 or not report.is_file():
         raise RuntimeError(f"deploy failed ({deploy.returncode}):\n{out}")
@@ -117,14 +131,20 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=5000)
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0])
     parser.add_argument("--size", type=int, default=84)
-    parser.add_argument("--out", default=str(RESULTS / "ros_latency.json"))
+    parser.add_argument("--robot", default="reacher", help="robot YAML name (its sim task)")
+    parser.add_argument("--out", default="", help="default results/ros_latency[_<robot>].json")
     args = parser.parse_args()
+    suffix = "" if args.robot == "reacher" else f"_{args.robot}"
+    out = Path(args.out or RESULTS / f"ros_latency{suffix}.json")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = make_checkpoint(Path(tmp) / "policy.pt", args.size)
+        from sdpg_core.robot import load_robot
+
+        task = load_robot(args.robot).sim_task
+        ckpt = make_checkpoint(Path(tmp) / "policy.pt", args.size, task)
         for rate in args.rates:
-            rows.append(run_rate(ckpt, rate, args.frames, args.size, Path(tmp)))
+            rows.append(run_rate(ckpt, rate, args.frames, args.size, Path(tmp), args.robot))
             row = rows[-1]
             print(
                 f"{rate:5.0f} Hz  frames {row['frames_sent']}  dropped {row['dropped_frames']}  "
@@ -134,11 +154,12 @@ def main() -> int:
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "command": " ".join(sys.argv),
+        "robot": args.robot,
         "image_size": args.size,
         "rates": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     return 0
 
 

@@ -142,3 +142,23 @@ def test_learning_figures_hand_worked():
     assert out["equal_cpu_s"] == 30  # min of the mean budgets (30 vs 60)
     assert out["sdpg_return_at_equal_cpu"] == 8 and out["ppo_return_at_equal_cpu"] == 1
     assert out["return_ratio_at_equal_cpu"] == 8 and out["gain_ratio_at_equal_cpu"] == 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_robot_smoke(tmp_path):
+    """Train, evaluate, deploy over ROS and measure latency for the arm, in tiny budgets."""
+    before = results_snapshot()
+    command = [sys.executable, str(BENCHMARKS / "bench_robot.py"), "--smoke"]
+    command += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=380, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert results_snapshot() == before
+    figures = json.loads((tmp_path / "robots_ur5e_reach.json").read_text())["robots"]
+    arm = figures["ur5e_reach"]
+    assert arm["iterations"] == 2 and arm["episodes"] == 2 and arm["ros_episodes"] >= 2
+    assert 0.0 <= arm["success_rate"] <= 1.0 and 0.0 <= arm["ros_success_rate"] <= 1.0
+    assert_positive(arm, ["minutes", "cpu_s", "latency_p50_ms", "latency_p99_ms"])
+    assert arm["ros_rejected"] == 0 and arm["latency_frames"] == 30
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["robots"]["ur5e_reach"] == arm

@@ -1,0 +1,131 @@
+"""A robot task end to end: train it, evaluate it in-process, drive the simulated robot over ROS 2.
+
+1. ``sdpg train --task T`` with the task config's iteration budget (or ``--run DIR``: a finished
+   run of it), in a fresh process; iterations, minutes and CPU seconds from the run.
+2. The final policy (``latest.pt``) on ``--episodes`` seeded episodes in-process (``sdpg eval``'s
+   episodes): the success rate.
+3. ``sdpg-ros deploy --backend sim --robot R --compare`` on the same episodes: success over ROS
+   and, beside it, in-process on exactly those episodes.
+4. Camera-to-command latency of the same policy at the camera rate with the camera in another
+   process (``bench_ros_latency.run_rate``).
+
+Usage:
+  python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e
+  python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e --run runs/ur5e --episodes 100
+  python benchmarks/bench_robot.py --smoke --out /tmp/bench   # a minute; for the tests
+Writes ``robots.<task>`` in <out>/summary.json (success_rate, iterations, minutes, cpu_s,
+ros_success_rate, ros_in_process_success_rate, latency_p99_ms, ...) and <out>/robots_<task>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ros_latency import run_rate
+from common import RESULTS, write_results
+
+SMOKE = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4", "env.image_size=32"]
+SMOKE += ["run.eval_episodes=2", "run.video=false", "run.eval_interval=0"]
+
+
+def train(task: str, run_dir: Path, sets: list[str], iterations: int | None) -> None:
+    """``sdpg train`` in a fresh process (output to <run_dir>.log)."""
+    command = [sys.executable, "-m", "sdpg_core.cli", "train", "--task", task]
+    command += ["--out", str(run_dir), "--no-progress", "--overwrite"]
+    command += ["--iterations", str(iterations)] if iterations else []
+    for item in sets:
+        command += ["--set", item]
+    print("$", " ".join(command), flush=True)
+    with open(f"{run_dir}.log", "w") as log:
+        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
+
+
+def training_figures(run_dir: Path) -> dict[str, Any]:
+    """Iterations, minutes and CPU seconds of a finished run."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "iterations": summary["iterations"],
+        "minutes": summary["minutes"],
+        "cpu_s": last["cpu_time_s"],
+        "run_dir": str(run_dir),
+    }
+
+
+def in_process(checkpoint: Path, episodes: int) -> dict[str, float]:
+    """``sdpg eval``'s evaluation of the checkpoint on ``episodes`` seeded episodes."""
+    from sdpg_core.evaluate import evaluate
+    from sdpg_core.policy import Policy
+
+    result = evaluate(Policy.load(checkpoint), episodes)
+    return {"success_rate": result["success_rate"], "return_mean": result["return_mean"]}
+
+
+def over_ros(checkpoint: Path, robot: str, episodes: int, episode_s: float, work: Path) -> dict:
+    """``sdpg-ros deploy --backend sim --compare`` on ``episodes`` episodes."""
+    report = work / "deploy.json"
+    command = [str(Path(sys.executable).parent / "sdpg-ros"), "deploy", "--backend", "sim"]
+    command += ["--robot", robot, "--checkpoint", str(checkpoint), "--compare"]
+    command += ["--episodes", str(episodes), "--duration", str(2 * episodes * episode_s + 60)]
+    print("$", " ".join([*command, "--report", str(report)]), flush=True)
+    subprocess.run([*command, "--report", str(report)], check=True, stdout=subprocess.DEVNULL)
+    data = json.loads(report.read_text())
+    return {
+        "ros_success_rate": data["success_rate"],
+        "ros_in_process_success_rate": data["in_process_success_rate"],
+        "ros_episodes": data["episodes"],
+        "ros_rejected": data["rejected"],
+        "ros_return_mean": sum(data["returns"]) / max(1, len(data["returns"])),
+    }
+
+
+def main() -> int:
+    """Train (or read a run), evaluate, deploy, measure latency; write robots.<task>."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="ur5e_reach")
+    parser.add_argument("--robot", default="ur5e")
+    parser.add_argument("--run", type=Path, help="a finished training run of the task (skip 1)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--frames", type=int, default=3000, help="latency: frames sent")
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets (tests)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    iterations = 2 if args.smoke else None
+    sets = [*SMOKE, *args.set] if args.smoke else args.set
+    episodes, frames = (2, 30) if args.smoke else (args.episodes, args.frames)
+    run_dir = args.run or args.runs / args.task
+    if args.run is None:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        train(args.task, run_dir, sets, iterations)
+    checkpoint = run_dir / "checkpoints" / "latest.pt"
+    figures = training_figures(run_dir)
+    figures.update(in_process(checkpoint, episodes))
+    figures["episodes"] = episodes
+    from sdpg_core.checkpoint import read_header
+
+    spec = read_header(checkpoint)["spec"]
+    episode_s = spec["episode_steps"] * spec["control_dt"]
+    with tempfile.TemporaryDirectory() as tmp:
+        figures.update(over_ros(checkpoint, args.robot, episodes, episode_s, Path(tmp)))
+        size = spec["pixel_shape"][1]
+        latency = run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot)
+    figures |= {key: latency[key] for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms")}
+    figures |= {"latency_rate_hz": args.rate, "latency_frames": latency["frames_sent"]}
+    figures["latency_dropped_frames"] = latency["dropped_frames"]
+    print(json.dumps(figures, indent=2))
+    write_results(args.out, "robots", figures, key=args.task)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
