@@ -46,6 +46,7 @@ class EnvConfig(Section):
     frame_stack: int = 3
     camera: str = ""  # empty: the task's default camera
     image: str = ""  # rgb or depth; empty: the task's
+    command: tuple[float, ...] = ()  # command tasks (go2): this command every episode; (): sampled
     shadows: bool = False
     msaa: bool = False
     episode_steps: int = 0  # control steps; 0: the task's default / action_repeat

@@ -100,7 +100,8 @@ class PixelEncoder(nn.Module):
 
 class Actor(nn.Module):
     """Pre-tanh Gaussian policy: mean head on pixels (fused with an MLP on the proprio group
-    when the task has one) or on normalised state; a learned log-std vector."""
+    when the task has one), on the proprio group alone, or on normalised state; a learned
+    log-std vector."""
 
     def __init__(self, spec: EnvSpec, cfg: ModelConfig) -> None:
         super().__init__()
@@ -116,7 +117,7 @@ class Actor(nn.Module):
                 features += width
         else:
             self.encoder = nn.Identity()
-            features = spec.state_dim
+            features = spec.proprio_dim if spec.obs_mode == "proprio" else spec.state_dim
         self.head = mlp(features, cfg.actor_hidden, spec.action_dim)
         self.log_sigma = nn.Parameter(torch.zeros(spec.action_dim))
         self.apply(orthogonal_init)

@@ -11,6 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdpg_core.envs.kinematics import projected_gravity
+
+ANGULAR_VELOCITY_SCALE = 0.25  # IMU angular velocity in the proprio group (legged_gym's)
+COMMAND_SCALE = (2.0, 2.0, 0.25)  # a velocity command (vx, vy, yaw rate) in the proprio group
+
 
 def proprio(
     position: np.ndarray,
@@ -18,26 +23,35 @@ def proprio(
     prev_action: np.ndarray,
     default_pose: Sequence[float],
     velocity_scale: float,
+    imu: tuple[np.ndarray, np.ndarray] | None = None,
+    command: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The ``proprio`` group float32 [n, 3A]: joint positions relative to the default pose,
-    scaled joint velocities and the previous action, each [n, A] in the policy's joint order
-    (a joint state message is put in that order by ``safety.measured_by_name``). Training,
-    evaluation and the ROS policy node all call this function."""
-    return np.concatenate(
-        [
-            np.asarray(position, dtype=np.float64) - np.asarray(default_pose),
-            velocity_scale * np.asarray(velocity, dtype=np.float64),
-            np.asarray(prev_action, dtype=np.float64),
-        ],
-        axis=-1,
-    ).astype(np.float32)
+    """The ``proprio`` group float32 [n, P]: with ``imu`` = (orientation (w, x, y, z) [n, 4],
+    angular velocity in the body frame [n, 3]) first 0.25 x the angular velocity and the
+    gravity direction in the body frame (6); then ``command`` [n, 3] x ``COMMAND_SCALE``; then
+    joint positions relative to the default pose, scaled joint velocities and the previous
+    action, each [n, A] in the policy's joint order (a joint state message is put in that order
+    by ``safety.measured_by_name``). Training, evaluation and the ROS policy node all call
+    this function."""
+    parts = []
+    if imu is not None:
+        orientation, angular = (np.asarray(v, dtype=np.float64) for v in imu)
+        parts += [ANGULAR_VELOCITY_SCALE * angular, projected_gravity(orientation)]
+    if command is not None:
+        parts.append(np.asarray(command, dtype=np.float64) * COMMAND_SCALE)
+    parts += [
+        np.asarray(position, dtype=np.float64) - np.asarray(default_pose),
+        velocity_scale * np.asarray(velocity, dtype=np.float64),
+        np.asarray(prev_action, dtype=np.float64),
+    ]
+    return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
 @dataclass
 class ActorObs:
     """What the actor sees, with the same leading dims on every part: ``main`` (uint8 pixels
-    [..., C, H, W], or normalised state [..., Ds]) and ``proprio`` ([..., P] float32, or None
-    for tasks without a proprioception group)."""
+    [..., C, H, W], the proprio group [..., P] of a proprio-only actor, or normalised state
+    [..., Ds]) and ``proprio`` ([..., P] float32 beside pixels, or None)."""
 
     main: torch.Tensor
     proprio: torch.Tensor | None = None
@@ -50,7 +64,8 @@ class ActorObs:
             main = torch.zeros((*lead, *spec.pixel_shape), dtype=torch.uint8, device=device)
             width = spec.proprio_dim
             return cls(main, torch.zeros((*lead, width), device=device) if width else None)
-        return cls(torch.zeros((*lead, spec.state_dim), device=device))
+        width = spec.proprio_dim if spec.obs_mode == "proprio" else spec.state_dim
+        return cls(torch.zeros((*lead, width), device=device))
 
     def _map(self, fn: Any) -> ActorObs:
         """Apply ``fn`` to every part."""

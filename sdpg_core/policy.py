@@ -55,7 +55,9 @@ def actor_input(
     spec: EnvSpec, obs: dict[str, np.ndarray], normalizer: RunningNormalizer, device: torch.device
 ) -> ActorObs:
     """Actor input from an observation dict: pixels as uint8 (with the proprio group when the
-    spec has one), or normalised state."""
+    spec has one), the proprio group alone, or normalised state."""
+    if spec.obs_mode == "proprio":
+        return ActorObs(torch.from_numpy(obs["proprio"]).to(device))
     if spec.obs_mode == "pixels":
         pixels = torch.from_numpy(obs["pixels"]).to(device)
         if not spec.proprio_dim:
@@ -120,16 +122,19 @@ class Policy:
         self.prev_action = np.zeros(self.spec.action_dim, dtype=np.float32)
 
     def act_image(
-        self, image: np.ndarray, joints: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        image: np.ndarray,
+        joints: tuple[np.ndarray, np.ndarray] | None = None,
+        imu: tuple[np.ndarray, np.ndarray] | None = None,
+        command: np.ndarray | None = None,
     ) -> np.ndarray:
         """Action [A] for one camera image of any size: RGB uint8 [H, W, 3], or depth float32
         metres [H, W] for a depth policy; frames are stacked as in training (``prepare_image`` /
-        ``prepare_depth``: centre crop to the training aspect ratio, then resize).
-        ``joints`` = (positions, velocities) [A] in the policy's joint order: the proprio group,
-        with this policy's previous action, for specs that have one (``obs.proprio``)."""
+        ``prepare_depth``: centre crop to the training aspect ratio, then resize). For specs
+        with a proprio group, the readings of ``_proprio_now`` come with it."""
         spec = self.spec
         if spec.obs_mode != "pixels":
-            raise ValueError(f"policy for {spec.task!r} acts on state, not images")
+            raise ValueError(f"policy for {spec.task!r} acts on {spec.obs_mode}, not images")
         channels, height, width = spec.pixel_shape
         if spec.image == "depth":
             frame = prepare_depth(image, height, width, spec.depth_range)[None]
@@ -143,14 +148,53 @@ class Policy:
             self.stream.push(np.zeros(1, dtype=np.int64), frame)
         obs = {"pixels": self.stream.frames}
         if spec.proprio_dim:
-            if joints is None:
-                raise ValueError(f"policy for {spec.task!r} needs joint positions and velocities")
-            position, velocity = (np.asarray(v, dtype=np.float64)[None] for v in joints)
-            obs["proprio"] = proprio(
-                position, velocity, self.prev_action[None], spec.default_pose, spec.velocity_scale
-            )
+            obs["proprio"] = self._proprio_now(joints, imu, command)
         self.prev_action = self.act(obs)[0]
         return self.prev_action
+
+    def act_proprio(
+        self,
+        joints: tuple[np.ndarray, np.ndarray],
+        imu: tuple[np.ndarray, np.ndarray] | None = None,
+        command: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Action [A] of a proprio-only policy (no camera) from one set of readings."""
+        if self.spec.obs_mode != "proprio":
+            raise ValueError(f"policy for {self.spec.task!r} is not proprio-only")
+        self.prev_action = self.act({"proprio": self._proprio_now(joints, imu, command)})[0]
+        return self.prev_action
+
+    def _proprio_now(
+        self,
+        joints: tuple[np.ndarray, np.ndarray] | None,
+        imu: tuple[np.ndarray, np.ndarray] | None,
+        command: np.ndarray | None,
+    ) -> np.ndarray:
+        """The proprio group [1, P] (``obs.proprio``) with this policy's previous action, from
+        ``joints`` = (positions, velocities) [A] in the policy's joint order, and for specs that
+        use them ``imu`` = (orientation (w, x, y, z) [4], angular velocity [3]) and ``command``."""
+        spec = self.spec
+        missing = [
+            name
+            for name, value, needed in (
+                ("joint positions and velocities", joints, True),
+                ("the IMU", imu, spec.imu),
+                ("a command", command, spec.command_dim > 0),
+            )
+            if needed and value is None
+        ]
+        if missing:
+            raise ValueError(f"policy for {spec.task!r} needs {' and '.join(missing)}")
+        position, velocity = (np.asarray(v, dtype=np.float64)[None] for v in joints)
+        return proprio(
+            position,
+            velocity,
+            self.prev_action[None],
+            spec.default_pose,
+            spec.velocity_scale,
+            tuple(np.asarray(v, dtype=np.float64)[None] for v in imu) if spec.imu else None,
+            np.asarray(command, dtype=np.float64)[None] if spec.command_dim else None,
+        )
 
     def blank_image(self) -> np.ndarray:
         """An all-zero camera image of this policy's kind and training size (a warm-up frame)."""

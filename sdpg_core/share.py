@@ -34,3 +34,11 @@ def find_share_file(kind: str, relative: str | Path) -> Path | None:
         if (base / relative).is_file():
             return base / relative
     return None
+
+
+def urdf_file(name: str) -> Path:
+    """The URDF ``name`` (e.g. ``ur5e.urdf``) a task's model and the ROS side both load."""
+    found = find_share_file("urdf", name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found in {share_dirs('urdf')}")
+    return found

@@ -9,6 +9,7 @@ from sdpg_core.config import EnvConfig
 from sdpg_core.envs.registry import get_task, make_env, task_names
 
 PIXEL_TASKS = [n for n in task_names() if get_task(n).obs_mode == "pixels"]
+ACTOR_TASKS = [n for n in task_names() if get_task(n).obs_mode != "state"]  # + proprio-only
 CFG = EnvConfig(image_size=48)
 ENVS: dict = {}
 
@@ -25,12 +26,13 @@ def random_actions(rng, env):
 
 
 def test_every_task_has_both_variants():
-    for name in PIXEL_TASKS:
-        assert get_task(name + "_state").obs_mode == "state"
+    for name in ACTOR_TASKS:
+        assert get_task(get_task(name).base + "_state").obs_mode == "state"
     assert {"reacher", "cartpole_swingup", "hopper", "walker"} <= set(PIXEL_TASKS)
+    assert get_task("go2_walk").obs_mode == "proprio" and "go2_walk_depth" in PIXEL_TASKS
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", ACTOR_TASKS)
 def test_shapes_dtypes_and_finiteness(name):
     env = env_for(name)
     spec, rng = env.spec, np.random.default_rng(0)
@@ -39,8 +41,10 @@ def test_shapes_dtypes_and_finiteness(name):
         result = env.step(random_actions(rng, env))
         assert result.obs["state"].shape == (4, spec.state_dim)
         assert result.obs["state"].dtype == np.float32
-        assert result.obs["pixels"].shape == (2, *spec.pixel_shape)
-        assert result.obs["pixels"].dtype == np.uint8
+        assert ("pixels" in result.obs) == (spec.obs_mode == "pixels")
+        if spec.obs_mode == "pixels":
+            assert result.obs["pixels"].shape == (2, *spec.pixel_shape)
+            assert result.obs["pixels"].dtype == np.uint8
         assert np.isfinite(result.obs["state"]).all() and np.isfinite(result.reward).all()
         assert result.reward.dtype == np.float32 and result.reward.shape == (4,)
         assert result.terminated.dtype == bool and result.truncated.dtype == bool
@@ -53,7 +57,7 @@ def test_shapes_dtypes_and_finiteness(name):
             assert np.isfinite(result.obs["proprio"]).all()
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", ACTOR_TASKS)
 @settings(
     max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -72,11 +76,12 @@ def test_exact_state_round_trip(name, seed, warmup):
     second = [env.step(a) for a in actions]
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a.obs["state"], b.obs["state"])
-        np.testing.assert_array_equal(a.obs["pixels"], b.obs["pixels"])
+        np.testing.assert_array_equal(a.obs.get("pixels"), b.obs.get("pixels"))
+        np.testing.assert_array_equal(a.obs.get("proprio"), b.obs.get("proprio"))
         np.testing.assert_array_equal(a.reward, b.reward)
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", ACTOR_TASKS)
 def test_copied_state_replays_identically(name):
     """An auxiliary synced to its nominal and given the same action follows it exactly."""
     env, rng = env_for(name), np.random.default_rng(1)
@@ -91,7 +96,7 @@ def test_copied_state_replays_identically(name):
         assert result.reward[0] == result.reward[1]
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", ACTOR_TASKS)
 def test_same_seed_same_trajectory(name):
     runs = []
     for _ in range(2):
@@ -101,7 +106,7 @@ def test_same_seed_same_trajectory(name):
         env.close()
     for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a.obs["state"], b.obs["state"])
-        np.testing.assert_array_equal(a.obs["pixels"], b.obs["pixels"])
+        np.testing.assert_array_equal(a.obs.get("pixels"), b.obs.get("pixels"))
 
 
 @pytest.mark.parametrize("name", PIXEL_TASKS)
@@ -118,7 +123,7 @@ def test_pixels_change_when_state_changes(name):
     assert changed.mean() > 0.002, f"{name}: only {changed.mean():.4f} of pixels changed"
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", ACTOR_TASKS)
 def test_nonfinite_state_terminates_with_zero_reward(name):
     env = env_for(name)
     env.reset(np.arange(4))
@@ -164,11 +169,11 @@ def test_success_is_judged_on_the_final_window(monkeypatch):
     assert env.on_target.tolist() == [0, 4]
 
 
-@pytest.mark.parametrize("name", PIXEL_TASKS)
+@pytest.mark.parametrize("name", sorted({get_task(n).base + "_state" for n in ACTOR_TASKS}))
 def test_action_repeat_sums_rewards_of_the_repeated_steps(name):
     repeat = 3
-    once = make_env(name + "_state", EnvConfig(), 2, seed=7)
-    thrice = make_env(name + "_state", EnvConfig(action_repeat=repeat), 2, seed=7)
+    once = make_env(name, EnvConfig(), 2, seed=7)
+    thrice = make_env(name, EnvConfig(action_repeat=repeat), 2, seed=7)
     action = np.full((2, once.spec.action_dim), 0.3, dtype=np.float32)
     rewards, ended = np.zeros(2), np.zeros(2, dtype=bool)
     for _ in range(repeat):

@@ -56,6 +56,8 @@ class EnvSpec:
     proprio_dim: int = 0  # P of the actor's proprio group (0: the actor sees pixels only)
     default_pose: tuple[float, ...] = ()  # proprio positions are relative to it, per joint
     velocity_scale: float = 0.0  # proprio velocities are scaled by it
+    imu: bool = False  # the proprio group starts with the IMU: 0.25 gyro (3), gravity (3)
+    command_dim: int = 0  # then the command (scaled by obs.COMMAND_SCALE)
     image: str = "rgb"  # camera frames: "rgb" (3 channels each) or "depth" (1, metres quantised)
     depth_range: tuple[float, ...] = ()  # (near, far) metres of a depth image, else ()
 
@@ -81,6 +83,8 @@ class EnvSpec:
             "proprio_dim": self.proprio_dim,
             "default_pose": list(self.default_pose),
             "velocity_scale": self.velocity_scale,
+            "imu": self.imu,
+            "command_dim": self.command_dim,
             "image": self.image,
             "depth_range": list(self.depth_range),
         }
@@ -104,6 +108,8 @@ class EnvSpec:
             proprio_dim=int(data.get("proprio_dim", 0)),
             default_pose=tuple(float(v) for v in data.get("default_pose", ())),
             velocity_scale=float(data.get("velocity_scale", 0.0)),
+            imu=bool(data.get("imu", False)),
+            command_dim=int(data.get("command_dim", 0)),
             image=data.get("image", "rgb"),
             depth_range=tuple(float(v) for v in data.get("depth_range", ())),
         )

@@ -34,6 +34,13 @@ class MujocoBatchEnv(BatchedEnv):
     ) -> None:
         self.entry = entry
         self.task = task = entry.factory()
+        if cfg.command:
+            if len(cfg.command) != task.command_dim:
+                raise ValueError(
+                    f"env.command: {entry.name} takes {task.command_dim} command values, "
+                    f"got {list(cfg.command)}"
+                )
+            task.fixed_command = tuple(cfg.command)
         self.model = task.build_spec().compile()
         task.bind(self.model)
         self.num_envs = num_envs
@@ -98,12 +105,21 @@ class MujocoBatchEnv(BatchedEnv):
             has_success=self.task.has_success,
             joint_names=self.task.joint_names(),
             camera=cfg.camera or self._default_camera(image),
-            proprio_dim=3 * self.model.nu if self.task.proprio else 0,
+            proprio_dim=self._proprio_dim(),
             default_pose=tuple(self.task.default_pose) if self.task.proprio else (),
             velocity_scale=self.task.velocity_scale if self.task.proprio else 0.0,
+            imu=self.task.proprio and self.task.imu,
+            command_dim=self.task.command_dim if self.task.proprio else 0,
             image=image,
             depth_range=tuple(self.task.depth_range) if image == "depth" else (),
         )
+
+    def _proprio_dim(self) -> int:
+        """P: joints (3A), after the IMU (6) and the command for tasks that have them."""
+        task = self.task
+        if not task.proprio:
+            return 0
+        return 3 * self.model.nu + (6 if task.imu else 0) + task.command_dim
 
     def _default_camera(self, image: str) -> str:
         """The task's camera for images of kind ``image``."""
@@ -193,6 +209,7 @@ class MujocoBatchEnv(BatchedEnv):
             live = ~(ended | broken)
             with np.errstate(invalid="ignore", over="ignore"):
                 step_terms = self.task.terms(qpos, qvel, self.extras, actions)
+                self.extras = self.task.advance(qpos, qvel, self.extras, actions)
                 reward += np.where(live, self.task.combine(step_terms), 0.0)
                 for name, value in step_terms.items():
                     terms[name] += np.where(live, value, 0.0)
@@ -256,13 +273,15 @@ class MujocoBatchEnv(BatchedEnv):
     def _proprio(self, physics: np.ndarray) -> np.ndarray:
         """The proprio group [N, P] of FULLPHYSICS rows (actuated joints, previous action)."""
         qpos, qvel = self._split(physics)
-        spec = self.spec
+        spec, task = self.spec, self.task
         return proprio(
             qpos[:, self.joint_qpos],
             qvel[:, self.joint_dof],
             self.prev_action,
             spec.default_pose,
             spec.velocity_scale,
+            task.imu_state(qpos, qvel) if spec.imu else None,
+            task.command(self.extras) if spec.command_dim else None,
         )
 
     def get_state(self, ids: np.ndarray) -> EnvState:

@@ -1,4 +1,5 @@
-"""Tasks registered by name; each task has a pixel variant and a ``_state`` variant."""
+"""Tasks registered by name, one entry per variant (by default ``NAME`` from pixels and
+``NAME_state`` from privileged state)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ class TaskEntry:
     name: str  # registered name, e.g. "reacher" or "reacher_state"
     base: str  # task name without the variant suffix
     factory: Callable[[], Task]
-    obs_mode: str  # "pixels" (actor sees frames, critic sees state) or "state"
+    obs_mode: str  # "pixels" (actor: frames (+ proprio)), "proprio" or "state"; critic: state
     description: str
 
 
@@ -26,10 +27,11 @@ TASKS: dict[str, TaskEntry] = {}
 
 
 def register_task(name: str, description: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator registering ``name`` (pixels) and ``name + '_state'`` (state)."""
+    """Class decorator registering ``name + suffix`` for each of the task's ``variants``
+    (default: ``name`` pixels, ``name_state`` state)."""
 
     def wrap(cls: type[Task]) -> type[Task]:
-        for suffix, mode in (("", "pixels"), ("_state", "state")):
+        for suffix, mode in cls.variants:
             if name + suffix in TASKS:
                 raise ValueError(f"task {name + suffix!r} registered twice")
             TASKS[name + suffix] = TaskEntry(name + suffix, name, cls, mode, description)

@@ -60,6 +60,10 @@ class Task(abc.ABC):
     proprio: bool = False  # the actor also sees joint positions, velocities and its last action
     default_pose: tuple[float, ...] = ()  # actuated joints; proprio positions are relative to it
     velocity_scale: float = 0.1  # proprio joint velocities are scaled by it
+    imu: bool = False  # the proprio group starts with the base IMU (``imu_state``)
+    command_dim: int = 0  # then a command the robot is given (``command``), e.g. a velocity
+    # registered variants: (name suffix, what the actor sees: pixels | proprio | state)
+    variants: tuple[tuple[str, str], ...] = (("", "pixels"), ("_state", "state"))
 
     @abc.abstractmethod
     def build_spec(self) -> mujoco.MjSpec:
@@ -102,6 +106,22 @@ class Task(abc.ABC):
         """Position-servo ctrl [n, nu] that holds the arm still before any command (default: the
         actuated joints' current positions)."""
         return qpos[:, self.model.jnt_qposadr[self.model.actuator_trnid[:, 0]]]
+
+    def advance(
+        self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray, action: np.ndarray
+    ) -> np.ndarray:
+        """Task extras after a control step, given its outcome (default: unchanged): state
+        that rewards need across steps, e.g. how long a foot has been in the air."""
+        return extras
+
+    def imu_state(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(orientation (w, x, y, z) [n, 4], angular velocity in the body frame [n, 3]) of the
+        IMU, for tasks with ``imu``."""
+        raise NotImplementedError(f"{type(self).__name__} has no IMU")
+
+    def command(self, extras: np.ndarray) -> np.ndarray:
+        """The command [n, command_dim] each env is given, for tasks with ``command_dim``."""
+        raise NotImplementedError(f"{type(self).__name__} takes no command")
 
     def combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         """Reward from its terms (default: the sum)."""

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import Task
-from sdpg_core.share import find_share_file, share_dirs
-
-
-def urdf_path() -> Path:
-    """The reacher URDF (the robot YAML's and the ROS side's file)."""
-    found = find_share_file("urdf", "reacher.urdf")
-    if found is None:
-        raise FileNotFoundError(f"reacher.urdf not found in {share_dirs('urdf')}")
-    return found
+from sdpg_core.share import urdf_file
 
 
 @register_task(
@@ -38,7 +28,7 @@ class Reacher(Task):
 
     def build_spec(self) -> mujoco.MjSpec:
         """URDF arm + floor, light, mocap target, top camera, torque motors."""
-        spec = mujoco.MjSpec.from_file(str(urdf_path()))
+        spec = mujoco.MjSpec.from_file(str(urdf_file("reacher.urdf")))
         spec.compiler.discardvisual = False  # our geoms are non-colliding but must render
         spec.option.timestep = 0.01
         spec.option.gravity = [0, 0, -9.81]

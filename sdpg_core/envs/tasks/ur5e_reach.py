@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 
+from sdpg_core.envs.kinematics import Chain
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import Task
-from sdpg_core.share import find_share_file, share_dirs
+from sdpg_core.share import urdf_file
 
 JOINTS = (
     "shoulder_pan_joint",
@@ -24,34 +23,6 @@ HOME = np.array([-np.pi / 2, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0]
 # elbow joints then wrists; armature 0.1 on every joint.
 SERVO = {"big": (3500.0, 200.0, 150.0), "wrist": (3000.0, 15.0, 28.0)}
 ARMATURE = 0.1
-
-
-def urdf_path() -> Path:
-    """The UR5e URDF (the robot YAML's and the ROS side's file)."""
-    found = find_share_file("urdf", "ur5e.urdf")
-    if found is None:
-        raise FileNotFoundError(f"ur5e.urdf not found in {share_dirs('urdf')}")
-    return found
-
-
-def quat_to_mat(quat: np.ndarray) -> np.ndarray:
-    """Rotation matrices [..., 3, 3] of unit quaternions (w, x, y, z) [..., 4]."""
-    w, x, y, z = np.moveaxis(quat, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
-
-
-def axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices [n, 3, 3] about the unit ``axis`` [3] by ``angle`` [n] (Rodrigues)."""
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 @register_task("ur5e_reach", "UR5e-class arm: tool0 onto a visible target (joint deltas)")
@@ -77,7 +48,7 @@ class UR5eReach(Task):
 
     def build_spec(self) -> mujoco.MjSpec:
         """URDF arm + table, lights, mocap target, the D435 camera and position servos."""
-        spec = mujoco.MjSpec.from_file(str(urdf_path()))
+        spec = mujoco.MjSpec.from_file(str(urdf_file("ur5e.urdf")))
         spec.compiler.discardvisual = False  # our geoms are non-colliding but must render
         spec.compiler.fusestatic = False  # keep tool0 and the camera frames as bodies
         spec.option.timestep = 0.005
@@ -134,28 +105,13 @@ class UR5eReach(Task):
     def bind(self, model: mujoco.MjModel) -> None:
         """Cache the kinematic chain to tool0 (read from the model) and the target mocap id."""
         super().bind(model)
-        chain, body = [], model.body("tool0").id
-        while body != 0:
-            chain.append(body)
-            body = int(model.body_parentid[body])
-        self.chain = chain[::-1]  # world's child first
-        self.body_pos, self.body_rot = model.body_pos.copy(), quat_to_mat(model.body_quat)
-        self.joint_of = {int(model.jnt_bodyid[j]): j for j in range(model.njnt)}
+        self.chain = Chain(model, "tool0")
         self.limits = model.actuator_ctrlrange.copy()
         self.target_mocap = int(model.body("target").mocapid[0])
 
     def tool_position(self, qpos: np.ndarray) -> np.ndarray:
         """Forward kinematics of tool0 in the world (= base_link) frame, [n, 3]."""
-        n = len(qpos)
-        rot, pos = np.broadcast_to(np.eye(3), (n, 3, 3)), np.zeros((n, 3))
-        for body in self.chain:
-            pos = pos + rot @ self.body_pos[body]
-            rot = rot @ self.body_rot[body]
-            joint = self.joint_of.get(body)
-            if joint is not None:
-                axis = self.model.jnt_axis[joint]
-                rot = rot @ axis_angle(axis, qpos[:, self.model.jnt_qposadr[joint]])
-        return pos
+        return self.chain.position(qpos)
 
     def initial_state(self, rng, n):
         """Arm at rest near HOME (targets = pose) and a target in the reachable box."""
