@@ -117,7 +117,7 @@ def test_variants_and_a_fixed_command():
     env = make_env("go2_walk", EnvConfig(command=(0.5, 0.0, 0.0)), 3, seed=4)
     np.testing.assert_array_equal(env.extras[:, :3], [[0.5, 0.0, 0.0]] * 3)
     env.close()
-    with pytest.raises(ValueError, match="env.command: go2_walk takes 3"):
+    with pytest.raises(ValueError, match=r"env\.command: go2_walk takes 3"):
         make_env("go2_walk", EnvConfig(command=(0.5,)), 1)
-    with pytest.raises(ValueError, match="env.command: reacher takes 0"):
+    with pytest.raises(ValueError, match=r"env\.command: reacher takes 0"):
         make_env("reacher", EnvConfig(command=(0.5, 0.0, 0.0)), 1)
