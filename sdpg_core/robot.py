@@ -36,6 +36,8 @@ class RobotConfig:
     action_offset: tuple[float, ...] = ()
     max_rate: tuple[float, ...] = ()  # largest command change per second, command units / s
     damping_kd: tuple[float, ...] = ()  # effort hold: -damping_kd * measured velocity
+    stand_s: float = 0.0  # > 0: staged start, from the measured pose to default_pose in this time
+    stand_hold_s: float = 0.0  # then held this long before the policy may command
 
     def validate(self, source: str) -> RobotConfig:
         """Check values types cannot express; ConfigError names ``source`` and the key."""
@@ -56,6 +58,10 @@ class RobotConfig:
             "action_offset": _finite_list(self.action_offset, n),
             "max_rate": _finite_list(self.max_rate, n) and min(self.max_rate) > 0,
             "damping_kd": _finite_list(self.damping_kd, n) and min(self.damping_kd) >= 0,
+            "stand_s": math.isfinite(self.stand_s)
+            and self.stand_s >= 0
+            and (self.stand_s == 0 or self.command_interface == "position"),
+            "stand_hold_s": math.isfinite(self.stand_hold_s) and self.stand_hold_s >= 0,
         }
         bad = [key for key, ok in checks.items() if not ok]
         if bad:

@@ -198,13 +198,23 @@ class Tick:
     """One command and what produced it."""
 
     command: Vector
-    mode: str  # waiting | ramp | policy | watchdog | e_stop
+    mode: str  # stand | waiting | ramp | policy | watchdog | e_stop
     new_action: bool  # first command made from the latest accepted action
     watchdog: bool  # the watchdog fired on this tick (fresh action -> stale)
 
 
+@dataclass(frozen=True)
+class StandUp:
+    """A legged robot's staged start: from the measured (lying) pose to ``pose`` over
+    ``duration_s``, held ``hold_s`` more; only then the policy."""
+
+    pose: Vector
+    duration_s: float
+    hold_s: float
+
+
 class CommandGuard:
-    """Per-tick safety state machine: ramp, watchdog, latched e-stop, hold, limits."""
+    """Per-tick safety state machine: stand-up, ramp, watchdog, latched e-stop, hold, limits."""
 
     def __init__(
         self,
@@ -217,8 +227,13 @@ class CommandGuard:
         timeout_s: float,
         period_s: float,
         delta: bool = False,
+        stand_up: StandUp | None = None,
     ) -> None:
         self.interface, self.limits, self.delta = interface, limits, delta
+        self.stand_up = stand_up
+        self.stand_from: Vector | None = None  # a stand-up in progress starts here
+        self.stand_t0: float | None = None
+        self.stand_reached: float | None = None  # when the command reached the stand pose
         self.scale, self.offset, self.kd = scale, offset, kd
         self.ramp_s, self.timeout_s, self.period_s = ramp_s, timeout_s, period_s
         self.num_joints = len(scale)
@@ -241,7 +256,13 @@ class CommandGuard:
         )
         self.last, self.pending_anchor = begin, begin.copy()
         self.ramp_t0, self.was_fresh, self.last_time, self.policy = None, False, None, None
+        self._begin_stand_up(begin)
         return begin.copy()
+
+    def _begin_stand_up(self, measured: Vector) -> None:
+        """With a staged start: stand up from ``measured`` before the policy may command."""
+        if self.stand_up is not None:
+            self.stand_from, self.stand_t0, self.stand_reached = measured.copy(), None, None
 
     def accept(self, action: Vector, now_s: float) -> str | None:
         """Store a policy action; returns why it is rejected (then nothing changes)."""
@@ -264,6 +285,7 @@ class CommandGuard:
         anchor = ramp_start(self.interface, measured_position)
         self.pending_anchor = np.clip(anchor, self.limits.low, self.limits.high)
         self.latched, self.ramp_t0, self.policy = False, None, None
+        self._begin_stand_up(self.pending_anchor)
 
     def rebase(self, measured_position: Vector) -> bool:
         """A new episode (the sim teleported the robot): delta commands restart from the
@@ -290,7 +312,10 @@ class CommandGuard:
         age = now_s - self.action_time
         fresh = 0.0 <= age <= self.timeout_s  # a clock that jumped back (sim reset) is stale
         fired, self.was_fresh = self.was_fresh and not fresh, fresh
-        if self.latched or not fresh:
+        standing = not self.latched and self.stand_from is not None
+        if standing:
+            target, mode, new = self._stand_target(now_s), "stand", False
+        elif self.latched or not fresh:
             self.ramp_t0, new, self.policy = None, False, None  # deltas restart from the hold
             target = hold_target(
                 self.interface, self.last, measured_velocity, self.kd, self.limits.max_velocity
@@ -308,7 +333,28 @@ class CommandGuard:
             target = blend(self.anchor, policy, weight)
             mode, new, self.unused = ("ramp" if weight < 1 else "policy"), self.unused, False
         self._move(target, now_s)
+        if standing and self.stand_reached is None and self._at_stand_pose():
+            self.stand_reached = now_s
         return Tick(self.last.copy(), mode, new, fired)
+
+    def _stand_target(self, now_s: float) -> Vector:
+        """The stand-up's target: blend from the start pose to the stand pose (rate-limited
+        like every command), then held ``hold_s`` from when the command reached it; after
+        that the policy ramps from the stand pose."""
+        stand = self.stand_up
+        if self.stand_t0 is None:
+            self.stand_t0 = now_s
+        target = blend(
+            self.stand_from, stand.pose, ramp_weight(now_s - self.stand_t0, stand.duration_s)
+        )
+        if self.stand_reached is not None and now_s - self.stand_reached >= stand.hold_s:
+            self.stand_from, self.pending_anchor, self.ramp_t0 = None, None, None
+        return target
+
+    def _at_stand_pose(self) -> bool:
+        """The last command is the stand pose (within the bounds)."""
+        pose = np.clip(self.stand_up.pose, self.limits.low, self.limits.high)
+        return bool(np.allclose(self.last, pose, rtol=0.0, atol=1e-9))
 
     def _policy_command(self) -> Vector:
         """The command the latest action asks for (delta: the integrated one, the held command
@@ -342,7 +388,8 @@ def make_guard(
     timeout_s: float,
     period_s: float,
 ) -> CommandGuard:
-    """A CommandGuard for ``robot`` with its URDF ``joints`` limits (robot joint order)."""
+    """A CommandGuard for ``robot`` with its URDF ``joints`` limits (robot joint order); a
+    robot with ``stand_s`` > 0 stands up to its default pose first."""
     low, high = command_bounds(robot.command_interface, joints)
     max_velocity = np.array([j.velocity for j in joints], dtype=np.float64)
     limits = Limits(low, high, np.array(robot.max_rate, dtype=np.float64), max_velocity)
@@ -356,4 +403,7 @@ def make_guard(
         timeout_s,
         period_s,
         robot.action_mode == "delta",
+        StandUp(np.array(robot.default_pose), robot.stand_s, robot.stand_hold_s)
+        if robot.stand_s > 0
+        else None,
     )

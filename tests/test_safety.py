@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sdpg_core.robot import JointLimits, load_robot
 from sdpg_core.safety import (
     CommandGuard,
+    StandUp,
     Limits,
     action_to_command,
     command_bounds,
@@ -345,8 +346,9 @@ anything = st.one_of(st.floats(-1, 1), st.floats(-5, 5), st.sampled_from([np.nan
 
 
 @st.composite
-def guards(draw):
-    """A random guard (interface, limits, gains) and its joint count."""
+def guards(draw, standing=False):
+    """A random guard (interface, limits, gains; with ``standing`` maybe a staged start) and its
+    joint count."""
     n = draw(st.integers(1, 3))
     interface = draw(st.sampled_from(["position", "velocity", "effort"]))
     joints = []
@@ -360,9 +362,13 @@ def guards(draw):
         return np.array(draw(st.lists(st.floats(lo, hi), min_size=n, max_size=n)))
 
     limits = Limits(low, high, floats(0.1, 10.0), floats(0.01, 5))
+    stand = None  # a staged start (position robots), the pose maybe outside the limits
+    if standing and interface == "position" and draw(st.booleans()):
+        stand = StandUp(floats(-4, 4), draw(st.floats(0, 1)), draw(st.floats(0, 0.5)))
     guard = CommandGuard(
         interface, limits, floats(-3, 3), floats(-3, 3), floats(0, 2),
         draw(st.floats(0, 1)), draw(st.floats(0.01, 0.5)), draw(st.floats(0.001, 0.1)),
+        False, stand,
     )  # fmt: skip
     return guard, n
 
@@ -384,7 +390,7 @@ def events(n):
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_commands_stay_within_limits_and_rate(data):
-    guard, n = data.draw(guards())
+    guard, n = data.draw(guards(standing=True))
     previous = guard.start(np.array(data.draw(st.lists(finite, min_size=n, max_size=n))))
     assert np.all(previous >= guard.limits.low) and np.all(previous <= guard.limits.high)
     now, changed = 0.0, -guard.period_s  # the first command may use one period
@@ -502,3 +508,70 @@ def test_a_new_episode_rebases_delta_commands_on_the_measured_pose():
     absolute = guard_1d()
     absolute.start(vec(0.5))
     assert not absolute.rebase(vec(0.0))  # absolute actions carry no state to rebase
+
+
+# Staged start (legged robots) ------------------------------------------------------------------
+
+
+def standing_guard(duration_s=0.5, hold_s=0.2, delta=0.5, timeout_s=10.0):
+    """One joint, stand pose 0.8 reached in ``duration_s`` from the measured pose, then held."""
+    limits = Limits(vec(-2.0), vec(2.0), vec(delta / PERIOD))
+    stand = StandUp(vec(0.8), duration_s, hold_s)
+    return CommandGuard(
+        "position", limits, vec(0.5), vec(0.8), vec(0.0), 0.3, timeout_s, PERIOD, False, stand
+    )
+
+
+def test_stand_up_from_lying_then_hold_then_the_policy():
+    """Measured 0.0 (lying): 0.0 -> 0.8 in 0.5 s (5 ticks), held 0.2 s from reaching it, then
+    the policy ramps over 0.3 s from the stand pose to offset + scale * action = 0.8 + 0.5 * 0.6 = 1.1. Actions
+    arriving during the stand-up are not commanded."""
+    guard = standing_guard()
+    assert guard.start(vec(0.0)).tolist() == [0.0]
+    commands, modes = [], []
+    for k in range(12):
+        guard.accept(vec(0.6), 0.1 * k)
+        tick = guard.step(0.1 * k, vec(0.0))
+        commands.append(tick.command[0])
+        modes.append(tick.mode)
+    expected = [0.0, 0.16, 0.32, 0.48, 0.64, 0.8, 0.8, 0.8, 0.8, 0.9, 1.0, 1.1]
+    np.testing.assert_allclose(commands, expected, atol=1e-9)
+    assert modes == ["stand"] * 8 + ["ramp"] * 3 + ["policy"]
+
+
+def test_stand_up_waits_without_actions_and_is_rate_limited():
+    """No action after standing: the stand pose is held (waiting). A stand-up faster than the
+    rate limit moves at the rate limit (0.1 per 0.1 s tick), never more."""
+    guard = standing_guard(duration_s=0.1, hold_s=0.0, delta=0.1)
+    guard.start(vec(0.3))
+    commands = [guard.step(0.1 * k, vec(0.0)) for k in range(8)]
+    np.testing.assert_allclose(
+        [t.command[0] for t in commands], [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.8, 0.8]
+    )
+    assert np.all(np.abs(np.diff([t.command[0] for t in commands])) <= 0.1 + EPS)
+    assert commands[-1].mode == "waiting"
+
+
+def test_e_stop_during_stand_up_holds_and_reset_stands_up_again_from_measured():
+    guard = standing_guard()
+    guard.start(vec(0.0))
+    guard.step(0.0, vec(0.0))
+    guard.step(0.1, vec(0.0))  # 0.16
+    guard.trip()
+    for t in (0.2, 0.3, 1.0):
+        tick = guard.step(t, vec(0.0))
+        assert (tick.mode, tick.command[0]) == ("e_stop", pytest.approx(0.16))
+    guard.reset(vec(0.1))  # the legs sagged to 0.1 meanwhile
+    again = [guard.step(2.0 + 0.1 * k, vec(0.0)) for k in range(3)]
+    assert [t.mode for t in again] == ["stand"] * 3
+    np.testing.assert_allclose([t.command[0] for t in again], [0.1, 0.24, 0.38])
+
+
+def test_make_guard_stands_up_robots_with_stand_s():
+    robot = load_robot("go2")
+    assert robot.stand_s > 0 and robot.command_interface == "position"
+    joints = [JointLimits(-3.0, 4.0, 40.0, 30.0)] * len(robot.joints)
+    guard = make_guard(robot, joints, 0.5, 0.2, 0.02)
+    np.testing.assert_allclose(guard.stand_up.pose, robot.default_pose)
+    guard.start(np.zeros(len(robot.joints)))
+    assert guard.step(0.0, np.zeros(len(robot.joints))).mode == "stand"
