@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sdpg_core.robot import JointLimits, load_robot
 from sdpg_core.safety import (
     CommandGuard,
-    StandUp,
     Limits,
+    StandUp,
     action_to_command,
     command_bounds,
     final_command,
