@@ -524,8 +524,8 @@ def standing_guard(duration_s=0.5, hold_s=0.2, delta=0.5, timeout_s=10.0):
 
 def test_stand_up_from_lying_then_hold_then_the_policy():
     """Measured 0.0 (lying): 0.0 -> 0.8 in 0.5 s (5 ticks), held 0.2 s from reaching it, then
-    the policy ramps over 0.3 s from the stand pose to offset + scale * action = 0.8 + 0.5 * 0.6 = 1.1. Actions
-    arriving during the stand-up are not commanded."""
+    the policy ramps over 0.3 s from the stand pose to offset + scale * action = 0.8 + 0.5 *
+    0.6 = 1.1. Actions arriving during the stand-up are not commanded."""
     guard = standing_guard()
     assert guard.start(vec(0.0)).tolist() == [0.0]
     commands, modes = [], []
