@@ -66,14 +66,6 @@ class UR5eReach(Task):
         target.add_geom(
             type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.025, 0, 0], rgba=[0.9, 0.15, 0.15, 1]
         )
-        # The target's stand, down through the table top: where it meets the table is the
-        # target's (x, y), a depth cue a single camera otherwise lacks.
-        target.add_geom(
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[0.012, 0.25, 0],
-            pos=[0, 0, -0.25],
-            rgba=[0.2, 0.2, 0.25, 1],
-        )
         optical = spec.body("camera_color_optical_frame")
         # MuJoCo cameras look along -z with y up; the optical frame looks along z with y down.
         optical.add_camera(name="front", quat=[0, 1, 0, 0], fovy=42.5)  # D435 colour, vertical
