@@ -1,6 +1,6 @@
-"""Recent joint states, to pair each camera frame with the one measured closest to it (the
-proprio group of a deployed policy). Pure numpy, no ROS; safe to fill from one thread and
-read from another."""
+"""Recent joint states and IMU readings, to pair each camera frame (or control tick) with the
+reading measured closest to it (the proprio group of a deployed policy). Pure numpy, no ROS;
+safe to fill from one thread and read from another."""
 
 from __future__ import annotations
 
@@ -13,15 +13,56 @@ import numpy as np
 from sdpg_core.safety import measured_by_name
 
 Problem = tuple[str, str]  # (reason: a counter key, detail)
+Reading = tuple[np.ndarray, np.ndarray]
 
 
-class JointHistory:
-    """The last ``size`` joint states, positions and velocities in the policy's joint order."""
+class StampedHistory:
+    """The last ``size`` readings (two arrays each) with their stamps; ``kind`` names the
+    reading in problems (``<kind>_missing``, ``<kind>_stale``)."""
+
+    kind = "reading"
+
+    def __init__(self, size: int = 64) -> None:
+        self._readings: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def _keep(self, stamp_ns: int, first: np.ndarray, second: np.ndarray) -> None:
+        """Store one validated reading."""
+        with self._lock:
+            self._readings.append((stamp_ns, first, second))
+
+    def closest(self, stamp_ns: int, max_offset_ns: int) -> tuple[Reading | None, Problem | None]:
+        """(the reading measured closest to ``stamp_ns``, None), or (None, why not): none yet,
+        or the closest more than ``max_offset_ns`` away (stale for this frame)."""
+        with self._lock:
+            readings = list(self._readings)
+        label = self.kind.replace("_", " ")
+        if not readings:
+            return None, (f"{self.kind}_missing", f"no {label} received yet")
+        stamp, first, second = min(readings, key=lambda r: abs(r[0] - stamp_ns))
+        if abs(stamp - stamp_ns) > max_offset_ns:
+            offset_ms = (stamp_ns - stamp) * 1e-6
+            return None, (f"{self.kind}_stale", f"closest {label} {offset_ms:.0f} ms from frame")
+        return (first.copy(), second.copy()), None
+
+    def __len__(self) -> int:
+        """Readings held."""
+        return len(self._readings)
+
+    def clear(self) -> None:
+        """Forget every reading (another policy's joints, or a restarted sim clock)."""
+        with self._lock:
+            self._readings.clear()
+
+
+class JointHistory(StampedHistory):
+    """Joint states: (positions, velocities) in the policy's joint order."""
+
+    kind = "joint_state"
 
     def __init__(self, joints: Sequence[str], size: int = 64) -> None:
+        super().__init__(size)
         self.joints = tuple(joints)
-        self._states: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=size)
-        self._lock = threading.Lock()
 
     def add(
         self,
@@ -39,30 +80,25 @@ class JointHistory:
             return "joint_state_names", f"no position and velocity for {missing}"
         if not (np.isfinite(position).all() and np.isfinite(velocity).all()):
             return "joint_state_non_finite", f"positions {position}, velocities {velocity}"
-        with self._lock:
-            self._states.append((stamp_ns, position, velocity))
+        self._keep(stamp_ns, position, velocity)
         return None
 
-    def closest(
-        self, stamp_ns: int, max_offset_ns: int
-    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, Problem | None]:
-        """((positions, velocities) measured closest to ``stamp_ns``, None), or (None, why not):
-        none yet, or the closest more than ``max_offset_ns`` away (stale for this frame)."""
-        with self._lock:
-            states = list(self._states)
-        if not states:
-            return None, ("joint_state_missing", "no joint state received yet")
-        stamp, position, velocity = min(states, key=lambda s: abs(s[0] - stamp_ns))
-        offset_ms = (stamp_ns - stamp) * 1e-6
-        if abs(stamp - stamp_ns) > max_offset_ns:
-            return None, ("joint_state_stale", f"closest joint state {offset_ms:.0f} ms from frame")
-        return (position.copy(), velocity.copy()), None
 
-    def __len__(self) -> int:
-        """Joint states held."""
-        return len(self._states)
+class ImuHistory(StampedHistory):
+    """IMU readings: (orientation (w, x, y, z), angular velocity in the body frame)."""
 
-    def clear(self) -> None:
-        """Forget every state (another policy's joints, or a restarted sim clock)."""
-        with self._lock:
-            self._states.clear()
+    kind = "imu"
+
+    def add(
+        self, stamp_ns: int, orientation_xyzw: Sequence[float], angular: Sequence[float]
+    ) -> Problem | None:
+        """Keep one reading (orientation as sensor_msgs/Imu orders it: x, y, z, w); why it is
+        refused (non-finite, or not a unit quaternion), or None."""
+        x, y, z, w = np.asarray(orientation_xyzw, dtype=np.float64)
+        quat, rate = np.array([w, x, y, z]), np.asarray(angular, dtype=np.float64)
+        if not (np.isfinite(quat).all() and np.isfinite(rate).all()):
+            return "imu_non_finite", f"orientation {quat}, angular velocity {rate}"
+        if abs(np.linalg.norm(quat) - 1.0) > 0.01:
+            return "imu_orientation", f"orientation {quat} is not a unit quaternion"
+        self._keep(stamp_ns, quat, rate)
+        return None

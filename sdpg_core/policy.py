@@ -196,6 +196,23 @@ class Policy:
             np.asarray(command, dtype=np.float64)[None] if spec.command_dim else None,
         )
 
+    def warm_up(self) -> None:
+        """One action on blank inputs of this policy's kind (first-call costs paid), then a
+        fresh stream."""
+        spec, zeros = self.spec, np.zeros(self.spec.action_dim)
+        readings: dict[str, Any] = {}
+        if spec.proprio_dim:
+            readings["joints"] = (zeros, zeros)
+            if spec.imu:
+                readings["imu"] = (np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(3))
+            if spec.command_dim:
+                readings["command"] = np.zeros(spec.command_dim)
+        if spec.obs_mode == "proprio":
+            self.act_proprio(**readings)
+        else:
+            self.act_image(self.blank_image(), **readings)
+        self.reset_stream()
+
     def blank_image(self) -> np.ndarray:
         """An all-zero camera image of this policy's kind and training size (a warm-up frame)."""
         _, height, width = self.spec.pixel_shape

@@ -42,6 +42,15 @@ class JointStateSample:
 
 
 @dataclass(frozen=True)
+class ImuSample:
+    """What the base IMU measures (MuJoCo's gyro, accelerometer and frame orientation)."""
+
+    orientation: np.ndarray  # float64 [4], (w, x, y, z) in the world frame
+    angular_velocity: np.ndarray  # float64 [3], rad/s in the IMU frame
+    linear_acceleration: np.ndarray  # float64 [3], m/s^2 in the IMU frame (gravity included)
+
+
+@dataclass(frozen=True)
 class Episode:
     """A finished episode."""
 
@@ -149,6 +158,9 @@ class SimRobot:
         self.total_steps = 0
         self.seed = seed
         self.episode = 0
+        task = self.env.task
+        # a command task (legged velocity) follows the operator's command, zero until one comes
+        self.task_command = np.zeros(task.command_dim) if task.command_dim else None
         self._reset_episode()
 
     @property
@@ -202,6 +214,8 @@ class SimRobot:
     def _reset_episode(self) -> None:
         """Initial state of episode ``self.episode``; zero return; the command is released."""
         self.env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(self.seed, self.episode)])
+        if self.task_command is not None:
+            self.set_task_command(self.task_command)
         self._return = 0.0
         self._ctrl: np.ndarray | None = None
 
@@ -222,6 +236,31 @@ class SimRobot:
             d.qvel[self.env.joint_dof].copy(),
             d.qfrc_actuator[self.env.joint_dof].copy(),
         )
+
+    def set_task_command(self, command: np.ndarray) -> None:
+        """The command a command task follows from now on, across episodes (e.g. cmd_vel's
+        (vx, vy, yaw rate)); ValueError for a task without one or a malformed command."""
+        task = self.env.task
+        values = np.asarray(command, dtype=np.float64).reshape(-1)
+        if values.shape != (task.command_dim,) or not np.isfinite(values).all():
+            raise ValueError(f"{self.spec.task} takes {task.command_dim} finite command values")
+        self.task_command = values
+        self.env.extras[:1] = task.set_command(self.env.extras[:1], values[None])
+
+    def imu(self) -> ImuSample | None:
+        """The IMU's reading now (sensors ``imu_gyro``, ``imu_accelerometer``,
+        ``imu_framequat``), or None for a model without an IMU."""
+        m, d = self.model, self._data
+        try:
+            sensors = [m.sensor(f"imu_{kind}") for kind in ("framequat", "gyro", "accelerometer")]
+        except KeyError:
+            return None
+        mujoco.mj_setState(m, d, self.env.physics[0], FULLPHYSICS)
+        d.ctrl[:] = self.env.task.control(self.action[None], self.env.extras[:1])[0][0]
+        mujoco.mj_forward(m, d)
+        mujoco.mj_rnePostConstraint(m, d)  # accelerometer: cacc of the current state
+        read = [d.sensordata[s.adr[0] : s.adr[0] + s.dim[0]].copy() for s in sensors]
+        return ImuSample(*read)
 
     def image(self, size: int) -> np.ndarray:
         """The task camera's image, rendered exactly like training: RGB uint8 [size, size, 3],

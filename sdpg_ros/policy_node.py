@@ -9,9 +9,12 @@ truncated data, stamp too old or in the future, non-finite output) is counted un
 ``rejected/<reason>`` and skipped, never fatal; frames the middleware reports lost (large
 best-effort frames) are counted as ``rejected/lost``.
 A policy with a proprio group (``spec.proprio_dim``: joint positions, velocities and its
-previous action) gets its joints from ``joint_states``, by name in its joint order, from the
-message stamped closest to the frame; none yet, or none within ``max_joint_state_offset_ms``
-of the frame, rejects the frame like a stale image (``rejected/joint_state_*``, no action).
+previous action; for legged robots first the IMU and the velocity command) gets its joints from
+``joint_states``, by name in its joint order, from the message stamped closest to the frame
+(the IMU likewise from ``imu/data``, the command from ``cmd_vel``: ``proprio_inputs``); none
+yet, or none within ``max_joint_state_offset_ms`` / ``max_imu_offset_ms`` of the frame,
+rejects the frame like a stale image (``rejected/joint_state_*``, ``rejected/imu_*``, no
+action). A proprio-only policy (no camera) acts once per control period of joint states.
 An ``episode_start`` Header (from the sim backend, or an operator's tool on hardware) drops
 the frame history at the first frame stamped at or after it, as training does at a reset
 (one frame late if it arrives after that frame).
@@ -51,7 +54,6 @@ from sdpg_core import checkpoint as checkpoint_file
 from sdpg_core.config import ConfigError
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec, robot_misfit, swap_misfit
-from sdpg_core.joint_history import JointHistory
 from sdpg_core.models import resolve_device
 from sdpg_core.policy import Policy, nonfinite_weights
 from sdpg_core.robot import RobotConfig, load_robot
@@ -71,6 +73,7 @@ from sdpg_ros.common import (
     stamp_to_ns,
 )
 from sdpg_ros.image_conversion import ImageError, to_numpy
+from sdpg_ros.proprio_inputs import ProprioInputs
 
 NODE_NAME = "policy_node"
 STARTUP_ONLY = (
@@ -83,6 +86,8 @@ STARTUP_ONLY = (
     "image_reliability",
     "checkpoint_topic",
     "max_joint_state_offset_ms",
+    "max_imu_offset_ms",
+    "cmd_vel_timeout_ms",
     "episode_topic",
 )
 # 4K UHD: the largest mode of common camera drivers. Larger frames are a misconfiguration whose
@@ -111,7 +116,8 @@ class LoadRequest:
 
 
 class PolicyNode(Node):
-    """Runs a trained pixel policy on ``camera/image_raw`` and publishes ``policy/action``."""
+    """Runs a trained policy on ``camera/image_raw`` (+ proprioception), or a proprio-only one
+    on joint states, and publishes ``policy/action``."""
 
     @destroy_on_error
     def __init__(self, **kwargs: Any) -> None:
@@ -124,7 +130,6 @@ class PolicyNode(Node):
                 self.policy = self.load(self.checkpoint)
             except Refused as err:  # a checkpoint that cannot run is a start-up parameter error
                 raise ParameterError(f"parameter 'checkpoint': {err}") from err
-        self._joint_history = self._history_for(self.policy)
         self._lock = threading.Lock()  # guards self.policy (swap) and its frame stack
         self.inference_ms = self.load_ms = 0.0
         self._sizes_seen: set[tuple[int, int]] = set()
@@ -143,12 +148,19 @@ class PolicyNode(Node):
             self.create_subscription(
                 Header, self.episode_topic, self._on_episode_start, RELIABLE_QOS
             )
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, SENSOR_QOS)
+        self.inputs = ProprioInputs(
+            self,
+            self.counters,
+            (self.max_joint_state_offset_ms, self.max_imu_offset_ms),
+            self.cmd_vel_timeout_ms,
+            self._on_tick,
+        )
+        self.inputs.use(self.policy.spec if self.policy else None)
         self._restart_ns: int | None = None  # newest episode_start stamp not yet applied
         self._restoring = False  # set while the parameter is put back to the running path
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
-        self._latest: Image | None = None  # newest frame not yet acted on
+        self._latest: Image | int | None = None  # newest frame (or tick stamp) not acted on
         self._wake = threading.Condition()
         self._running = True
         if self.hot_reload:
@@ -187,6 +199,12 @@ class PolicyNode(Node):
             50.0,
             "proprio policies: the joint state must be stamped this close to the frame",
         )
+        self.max_imu_offset_ms = declare(
+            self, "max_imu_offset_ms", 50.0, "IMU policies: the IMU reading likewise"
+        )
+        self.cmd_vel_timeout_ms = declare(
+            self, "cmd_vel_timeout_ms", 500.0, "command policies: older cmd_vel commands zero"
+        )
         self.episode_topic = declare(
             self, "episode_topic", "episode_start", "Header: frame history restarts ('' = off)"
         )
@@ -218,7 +236,8 @@ class PolicyNode(Node):
             "image_reliability",
             f"must be one of {sorted(IMAGE_QOS)}, got {self.image_reliability!r}",
         )
-        require(self.max_joint_state_offset_ms > 0.0, "max_joint_state_offset_ms", "must be > 0")
+        for name in ("max_joint_state_offset_ms", "max_imu_offset_ms", "cmd_vel_timeout_ms"):
+            require(getattr(self, name) > 0.0, name, "must be > 0")
         if self.checkpoint_topic:
             require_topic("checkpoint_topic", self.checkpoint_topic)
         if self.episode_topic:
@@ -233,10 +252,19 @@ class PolicyNode(Node):
             size = f"{msg.width}x{msg.height}"
             self.counters.reject("too_large", f"frame {size} > {self.max_image_pixels} pixels")
             return
+        self._hand_over(msg)
+
+    def _on_tick(self, stamp_ns: int) -> None:
+        """A proprio-only policy's control tick (a joint state): hand it to the inference thread."""
+        self.counters.add("ticks")
+        self._hand_over(stamp_ns)
+
+    def _hand_over(self, item: Image | int) -> None:
+        """Make ``item`` the newest input of the inference thread."""
         with self._wake:
-            if self._latest is not None:  # inference fell behind the camera: keep the newest
+            if self._latest is not None:  # inference fell behind the inputs: keep the newest
                 self.counters.add("superseded")
-            self._latest = msg
+            self._latest = item
             self._wake.notify()
 
     def _on_images_lost(self, info: QoSMessageLostInfo) -> None:
@@ -281,9 +309,10 @@ class PolicyNode(Node):
             return "future", f"image stamped {-age_ms:.0f} ms ahead > {self.max_image_lead_ms}"
         return None
 
-    def _act(self, msg: Image) -> None:
-        """Validate one camera image, act on it and publish the action with its stamp."""
-        stamp_ns = stamp_to_ns(msg.header.stamp)
+    def _act(self, item: Image | int) -> None:
+        """Act on one camera image (or a proprio-only tick's stamp) and publish the action with
+        its stamp; an input that cannot be used is counted and skipped."""
+        stamp_ns = item if isinstance(item, int) else stamp_to_ns(item.header.stamp)
         problem = self._stamp_problem(stamp_ns)
         if problem:
             self.counters.reject(*problem)
@@ -293,59 +322,37 @@ class PolicyNode(Node):
             if policy is None:
                 self.counters.add("waiting_for_checkpoint")
                 return
-            try:
-                image = to_numpy(msg, kind=policy.spec.image)
-            except ImageError as err:
-                self.counters.reject(err.reason, str(err))
+            if isinstance(item, int) != (policy.spec.obs_mode == "proprio"):
+                self.counters.add("unused_input")  # a camera the policy does not look at
                 return
-            joints = self._joints_for(policy, stamp_ns)
-            if joints is False:
+            image = None if isinstance(item, int) else self._image(item, policy)
+            readings = self.inputs.readings(policy.spec, stamp_ns)
+            if readings is None or (image is None and not isinstance(item, int)):
                 return
-            self._note_size(policy, image.shape[:2])
             self._maybe_restart(policy, stamp_ns)
             start = time.perf_counter()
-            action = policy.act_image(image, joints)
+            if image is None:
+                action = policy.act_proprio(**readings)
+            else:
+                action = policy.act_image(image, **readings)
             self.inference_ms = (time.perf_counter() - start) * 1e3
         if not np.isfinite(action).all():
             self.counters.reject("nonfinite", f"policy output {action.tolist()}")
             return
         out = JointState(name=list(policy.spec.joint_names), position=action.tolist())
-        out.header.stamp = msg.header.stamp
+        out.header.stamp.sec, out.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         self.action_pub.publish(out)
         self.counters.add("actions")
 
-    def _history_for(self, policy: Policy | None) -> JointHistory | None:
-        """The joint states a policy with a proprio group reads (kept across a swap to a
-        policy of the same joints)."""
-        if policy is None or not policy.spec.proprio_dim:
+    def _image(self, msg: Image, policy: Policy) -> np.ndarray | None:
+        """The message as the policy's kind of image (RGB or depth), or None (counted)."""
+        try:
+            image = to_numpy(msg, kind=policy.spec.image)
+        except ImageError as err:
+            self.counters.reject(err.reason, str(err))
             return None
-        current = getattr(self, "_joint_history", None)
-        if current is not None and current.joints == policy.spec.joint_names:
-            return current
-        return JointHistory(policy.spec.joint_names)
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        """Executor callback: keep the joint state for the running policy's proprio group."""
-        history = self._joint_history
-        if history is None:
-            return
-        problem = history.add(stamp_to_ns(msg.header.stamp), msg.name, msg.position, msg.velocity)
-        if problem:
-            self.counters.reject(*problem)
-
-    def _joints_for(
-        self, policy: Policy, stamp_ns: int
-    ) -> tuple[np.ndarray, np.ndarray] | bool | None:
-        """The proprio joints for a frame (None: the policy has no proprio group; False: the
-        frame is rejected, counted)."""
-        history = self._joint_history
-        if not policy.spec.proprio_dim or history is None:
-            return None
-        joints, problem = history.closest(stamp_ns, int(self.max_joint_state_offset_ms * 1e6))
-        if problem:
-            self.counters.reject(*problem)
-            return False
-        return joints
+        self._note_size(policy, image.shape[:2])
+        return image
 
     def _note_size(self, policy: Policy, size: tuple[int, int]) -> None:
         """Count frames not of the training size; log each new camera size once."""
@@ -376,8 +383,8 @@ class PolicyNode(Node):
 
     def misfit(self, spec: EnvSpec) -> Misfit | None:
         """Why a policy for ``spec`` cannot run here (robot, running policy), or None."""
-        if spec.obs_mode != "pixels":
-            return Misfit("obs_mode", f"policy for {spec.task!r} acts on state, not images")
+        if spec.obs_mode == "state":
+            return Misfit("obs_mode", f"policy for {spec.task!r} acts on privileged state")
         if self.robot is not None and (found := robot_misfit(spec, self.robot)):
             return found
         running = self.policy
@@ -398,15 +405,11 @@ class PolicyNode(Node):
             raise Refused(found.reason, f"{path}: {found.message}")
         try:
             policy = Policy.from_checkpoint(data, path, self.device)
-            rest = (
-                (np.zeros(spec.action_dim), np.zeros(spec.action_dim)) if spec.proprio_dim else None
-            )
-            policy.act_image(policy.blank_image(), rest)  # warm up
+            policy.warm_up()
         except ValueError as err:  # from_checkpoint names the file and what does not fit
             raise Refused("build", str(err)) from err
         except Exception as err:  # a network that builds but cannot run on a frame
             raise Refused("build", f"{path}: cannot run the policy: {err}") from err
-        policy.reset_stream()
         return policy
 
     def _start_hot_reload(self) -> None:
@@ -468,7 +471,7 @@ class PolicyNode(Node):
             return False, message
         with self._lock:
             self.policy, self.checkpoint = policy, path
-            self._joint_history = self._history_for(policy)
+            self.inputs.use(policy.spec)
         self.load_ms = (time.perf_counter() - start) * 1e3
         self.counters.add("reloads")
         message = f"loaded {path} ({policy.spec.task}) in {self.load_ms:.0f} ms"

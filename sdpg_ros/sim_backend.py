@@ -1,12 +1,15 @@
 """``sim_backend``: the MuJoCo task behind the topics of a real robot with ros2_control + camera.
 
 Publishes ``/clock`` (sim time), ``joint_states``, ``camera/image_raw`` + ``camera/camera_info``
-``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
+(rgb8, or 32FC1 metres for a depth policy; none for a proprio-only one), ``imu/data``
+(sensor_msgs/Imu, frame ``imu``, for a robot with an IMU), ``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
 tasks without a success criterion) and ``episode_start`` (a Header stamped like the first
 camera frame of each episode, published before that frame, so a policy restarts its frame
 history exactly where training did); takes ros2_control-style
 commands on ``<controller>/commands`` (Float64MultiArray, held until the next one) and
-optionally ``<controller>/joint_trajectory``; ``~/reset`` starts a new episode.
+optionally ``<controller>/joint_trajectory``; a command task (legged velocity tracking)
+follows ``cmd_vel`` (geometry_msgs/Twist: linear x, y and angular z; zero until the first);
+``~/reset`` starts a new episode.
 
 Each timer tick applies the latest command, steps the physics one control step and publishes
 the new state (the first tick, and the first after ``~/reset``, publish the initial state), so
@@ -28,13 +31,14 @@ import threading
 from typing import Any, NamedTuple
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.time import Time
 from rclpy.timer import Timer
 from rosgraph_msgs.msg import Clock as ClockMsg
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -262,6 +266,24 @@ class SimBackend(Node):
                 callback_group=group,
             )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
+        self.imu_pub = None
+        if self.robot.imu() is not None:
+            self.imu_pub = self.create_publisher(Imu, "imu/data", RELIABLE_QOS)
+        if self.robot.task_command is not None:
+            self.create_subscription(
+                Twist, "cmd_vel", self._on_cmd_vel, RELIABLE_QOS, callback_group=group
+            )
+        # a proprio-only policy looks at no camera: render nothing for it
+        self.camera_on = get_task(self.robot.spec.task).obs_mode == "pixels"
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        """The velocity command (vx, vy, yaw rate) the robot is to follow (a bad one counted)."""
+        try:
+            self.robot.set_task_command([msg.linear.x, msg.linear.y, msg.angular.z])
+        except ValueError as err:
+            self.counters.reject("cmd_vel", str(err))
+            return
+        self.counters.add("cmd_vel")
 
     def _command(self, values: Any) -> None:
         """Hold a command in joint order, or count it as rejected (the last good one stays)."""
@@ -346,13 +368,28 @@ class SimBackend(Node):
         self.joint_pub.publish(joints)
         if new_episode:
             self.episode_pub.publish(Header(stamp=stamp, frame_id=self.robot.camera_frame))
-        if self._camera_due(sim_ns):
+        self._publish_imu(stamp)
+        if self.camera_on and self._camera_due(sim_ns):
             frame = self.robot.camera_frame  # the URDF's optical frame when the model has one
             image = to_msg(self.robot.image(self.image_size), frame_id=frame)
             image.header.stamp = self._info.header.stamp = stamp
             self.image_pub.publish(image)
             self.info_pub.publish(self._info)
             self.counters.add("frames")
+
+    def _publish_imu(self, stamp: Any) -> None:
+        """``imu/data`` (frame ``imu``) with the joint states' stamp, for a robot with an IMU."""
+        if self.imu_pub is None:
+            return
+        sample = self.robot.imu()
+        msg = Imu()
+        msg.header.stamp, msg.header.frame_id = stamp, "imu"
+        w, x, y, z = sample.orientation.tolist()
+        q, rate, accel = msg.orientation, msg.angular_velocity, msg.linear_acceleration
+        q.w, q.x, q.y, q.z = w, x, y, z
+        rate.x, rate.y, rate.z = sample.angular_velocity.tolist()
+        accel.x, accel.y, accel.z = sample.linear_acceleration.tolist()
+        self.imu_pub.publish(msg)
 
     def _camera_due(self, sim_ns: int) -> bool:
         """Whether a camera frame is due at ``sim_ns`` (every step when camera_rate_hz is 0)."""

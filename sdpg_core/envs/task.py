@@ -123,6 +123,10 @@ class Task(abc.ABC):
         """The command [n, command_dim] each env is given, for tasks with ``command_dim``."""
         raise NotImplementedError(f"{type(self).__name__} takes no command")
 
+    def set_command(self, extras: np.ndarray, command: np.ndarray) -> np.ndarray:
+        """Extras with the command [n, command_dim] replaced (an operator's command)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no command")
+
     def combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         """Reward from its terms (default: the sum)."""
         return np.sum(np.stack(list(terms.values())), axis=0)

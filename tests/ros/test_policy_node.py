@@ -432,9 +432,9 @@ def test_a_proprio_policy_pairs_each_frame_with_the_closest_joint_state(graph, c
         )
         now = h.probe.get_clock().now().nanoseconds - int(age_s * 1e9)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
-        held = len(h.node._joint_history)
+        held = len(h.node.inputs.joints)
         publisher.publish(msg)
-        assert graph.spin_until(lambda: len(h.node._joint_history) > held)
+        assert graph.spin_until(lambda: len(h.node.inputs.joints) > held)
 
     position = np.array([-1.4, -1.6, 1.5, -1.5, -1.7, 0.2])
     velocity = np.array([0.1, -0.2, 0.3, 0.0, 0.5, -0.4])

@@ -155,6 +155,12 @@ class Go2Walk(Task):
         """The velocity command [n, 3] of each env."""
         return extras[:, COMMAND]
 
+    def set_command(self, extras: np.ndarray, command: np.ndarray) -> np.ndarray:
+        """Extras with the velocity command replaced."""
+        out = extras.copy()
+        out[:, COMMAND] = command
+        return out
+
     def _base(self, qpos: np.ndarray, qvel: np.ndarray) -> dict[str, np.ndarray]:
         """Base frame quantities: rotation, linear / angular velocity in the base frame, gravity."""
         rot = quat_to_mat(qpos[:, 3:7])
