@@ -47,6 +47,7 @@ setup(
             "policy_node = sdpg_ros.policy_node:main",
             "hardware_bridge = sdpg_ros.hardware_bridge:main",
             "trainer_node = sdpg_ros.trainer_node:main",
+            "cmd_vel_source = sdpg_ros.command_source:main",
         ],
     },
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,11 +17,17 @@ FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 def evaluate(
-    policy: Policy, episodes: int, seed: int = EVAL_SEED, video: str | Path | None = None
+    policy: Policy,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    video: str | Path | None = None,
+    command: tuple[float, ...] | None = None,
 ) -> dict[str, float]:
-    """Run ``episodes`` parallel episodes; return mean/std return and success rate."""
+    """Run ``episodes`` parallel episodes; return mean/std return and success rate.
+    ``command``: a command task's command in every episode (None: the config's)."""
     spec = policy.spec
-    env = make_env(spec.task, policy.cfg.env, episodes, seed=seed)
+    cfg = policy.cfg.env if command is None else replace(policy.cfg.env, command=tuple(command))
+    env = make_env(spec.task, cfg, episodes, seed=seed)
     env.reset(np.arange(episodes), seeds=[episode_seed(seed, k) for k in range(episodes)])
     writer = _VideoWriter(env, Path(video)) if video else None
     returns = np.zeros(episodes)

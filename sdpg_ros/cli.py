@@ -30,13 +30,14 @@ from sdpg_core.envs.base import EVAL_SEED
 from sdpg_ros import sessions
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
-from sdpg_ros.session_checks import ArgumentError
+from sdpg_ros.session_checks import ArgumentError, parse_cmd_vel
 
 NODE_CLASSES = {
     "sim_backend": "sdpg_ros.sim_backend:SimBackend",
     "policy_node": "sdpg_ros.policy_node:PolicyNode",
     "hardware_bridge": "sdpg_ros.hardware_bridge:HardwareBridge",
     "trainer_node": "sdpg_ros.trainer_node:TrainerNode",
+    "cmd_vel_source": "sdpg_ros.command_source:CmdVelSource",
 }
 FLAGS = {"overrides": "--set", "autostart": "--activate"}  # launch argument: flag, if not alike
 
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--seed", type=int, default=EVAL_SEED, help="sim: episode seed (= sdpg eval's episodes)"
     )
+    deploy.add_argument(
+        "--cmd-vel", default="", metavar="VX,VY,WZ", help="publish this velocity command (legged)"
+    )
     deploy.add_argument("--device", default="cpu")
     deploy.add_argument("--use-sim-time", action="store_true", help="nodes use /clock (sim)")
     return parser
@@ -158,6 +162,7 @@ def deploy_specs(args: argparse.Namespace) -> list[sessions.Spec]:
         namespace=args.namespace,
         device=args.device,
         seed=args.seed,
+        cmd_vel=parse_cmd_vel(args.cmd_vel),
     )
 
 
@@ -181,14 +186,19 @@ def train_specs(args: argparse.Namespace) -> list[sessions.Spec]:
     )
 
 
-def in_process_reference(checkpoint: str, episodes: int, seed: int) -> dict[str, Any]:
-    """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count)."""
+def in_process_reference(
+    checkpoint: str, episodes: int, seed: int, cmd_vel: tuple[float, ...] | None
+) -> dict[str, Any]:
+    """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count; a
+    command task follows the session's command, zero without one, as the sim does)."""
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import Policy
 
     if episodes == 0:
         return {}
-    result = evaluate(Policy.load(checkpoint), episodes, seed)
+    policy = Policy.load(checkpoint)
+    command = (cmd_vel or (0.0,) * policy.spec.command_dim) if policy.spec.command_dim else None
+    result = evaluate(policy, episodes, seed, command=command)
     return {
         "in_process_success_rate": result.get("success_rate"),
         "in_process_return_mean": result["return_mean"],
@@ -211,7 +221,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return code
     report = {"checkpoint": args.checkpoint, **deploy_report(nodes, time.monotonic() - start)}
     if args.compare and args.backend == "sim":
-        report |= in_process_reference(args.checkpoint, report["episodes"], args.seed)
+        cmd_vel = parse_cmd_vel(args.cmd_vel)
+        report |= in_process_reference(args.checkpoint, report["episodes"], args.seed, cmd_vel)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
     print(summary_line(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sdpg_core.envs.base import EVAL_SEED
 from sdpg_ros import sessions
-from sdpg_ros.session_checks import ArgumentError, require
+from sdpg_ros.session_checks import ArgumentError, parse_cmd_vel, require
 
 Arguments = dict[str, tuple[str, str]]  # name: (default, description)
 
@@ -25,6 +25,7 @@ DEPLOY: Arguments = {
     "namespace": ("", "ROS namespace of every node ('' = none), e.g. one per robot"),
     "device": ("cpu", "policy inference device: cpu or cuda[:i]"),
     "seed": (str(EVAL_SEED), "sim: seed of the episodes (default: sdpg eval's)"),
+    "cmd_vel": ("", "vx,vy,wz: publish this velocity command on cmd_vel (legged; '' = none)"),
 }
 TRAIN: Arguments = {
     "task": ("reacher", "registered task (sdpg tasks)"),
@@ -87,6 +88,7 @@ def deploy(values: dict[str, str]) -> list[sessions.Spec]:
         namespace=values["namespace"],
         device=values["device"],
         seed=number(values, "seed", int),
+        cmd_vel=parse_cmd_vel(values["cmd_vel"]),
     )
 
 

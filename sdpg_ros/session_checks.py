@@ -186,3 +186,23 @@ def installed(package: str) -> bool:
     except (PackageNotFoundError, OSError):  # OSError: no ament index (AMENT_PREFIX_PATH)
         return False
     return True
+
+
+def check_cmd_vel(cmd_vel: tuple[float, ...] | None, robot: RobotConfig) -> None:
+    """A velocity command (vx, vy, wz), finite, for a robot whose task takes one."""
+    if cmd_vel is None:
+        return
+    message = f"three finite numbers vx,vy,wz, got {cmd_vel}"
+    require(len(cmd_vel) == 3 and all(map(math.isfinite, cmd_vel)), "cmd_vel", message)
+    takes = bool(robot.sim_task) and get_task(robot.sim_task).factory.command_dim == 3
+    require(takes, "cmd_vel", f"robot {robot.name!r} takes no velocity command")
+
+
+def parse_cmd_vel(text: str) -> tuple[float, ...] | None:
+    """'vx,vy,wz' -> the velocity command ('' = none); ArgumentError naming cmd_vel."""
+    if not text:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ArgumentError("cmd_vel", f"expected vx,vy,wz (numbers), got {text!r}") from None

@@ -18,6 +18,7 @@ from typing import Any
 from sdpg_core.robot import RobotConfig, robot_urdf_path
 from sdpg_core.share import PACKAGE, find_share_file
 from sdpg_ros.session_checks import (
+    check_cmd_vel,
     check_count,
     check_file,
     check_live_task,
@@ -128,11 +129,13 @@ def deploy(
     namespace: str = "",
     device: str = "cpu",
     seed: int | None = None,
+    cmd_vel: tuple[float, float, float] | None = None,
 ) -> list[Spec]:
     """The deploy session: sim_backend (sim) or the driver launch (real), robot_state_publisher
-    (``publish_tf``), policy_node, hardware_bridge. None = auto: autostart and hot_reload on in
-    the sim only, dry_run on the real robot only (commanding it is asked for explicitly),
-    publish_tf when robot_state_publisher is installed."""
+    (``publish_tf``), policy_node, hardware_bridge, and with ``cmd_vel`` a cmd_vel_source
+    publishing that velocity command. None = auto: autostart and hot_reload on in the sim only,
+    dry_run on the real robot only (commanding it is asked for explicitly), publish_tf when
+    robot_state_publisher is installed."""
     require(backend in BACKENDS, "backend", f"sim or real, got {backend!r}")
     sim, namespace = backend == "sim", check_namespace(namespace)
     robot_config = check_robot(robot)
@@ -146,6 +149,7 @@ def deploy(
     check_topic("joint_states_topic", joint_states_topic)
     check_count("seed", seed)
     publish_tf = check_publish_tf(publish_tf)
+    check_cmd_vel(cmd_vel, robot_config)
     at = partial(node, params_file=params_file, namespace=namespace)
     camera = camera_topic if camera_topic and not sim else robot_config.image_topic(image)
     remaps = camera_remaps(camera) + (() if sim else (("joint_states", joint_states_topic),))
@@ -164,6 +168,10 @@ def deploy(
         specs.append(tf("robot_state_publisher", description | common))
     policy = policy_values(robot, checkpoint, device, hot_reload) | common
     bridge = bridge_values(robot, dry_run, autostart, sim) | common
+    if cmd_vel is not None:
+        names = ("linear_x", "linear_y", "angular_z")
+        velocity = dict(zip(names, map(float, cmd_vel), strict=True))
+        specs.append(at("cmd_vel_source", velocity | common))
     return [
         *specs,
         at("policy_node", policy, remaps=remaps),

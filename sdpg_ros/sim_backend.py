@@ -2,7 +2,8 @@
 
 Publishes ``/clock`` (sim time), ``joint_states``, ``camera/image_raw`` + ``camera/camera_info``
 (rgb8, or 32FC1 metres for a depth policy; none for a proprio-only one), ``imu/data``
-(sensor_msgs/Imu, frame ``imu``, for a robot with an IMU), ``task_status`` (one DiagnosticStatus per finished episode; ``success`` is "false" for
+(sensor_msgs/Imu, frame ``imu``, for a robot with an IMU), ``task_status``
+(one DiagnosticStatus per finished episode; ``success`` is "false" for
 tasks without a success criterion) and ``episode_start`` (a Header stamped like the first
 camera frame of each episode, published before that frame, so a policy restarts its frame
 history exactly where training did); takes ros2_control-style

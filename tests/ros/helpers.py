@@ -32,7 +32,8 @@ def make_checkpoint(
     overflow: bool = False,
     overrides: tuple[str, ...] = (),
 ) -> Path:
-    """Write a loadable checkpoint of a randomly initialised pixel actor (no training).
+    """Write a loadable checkpoint of a randomly initialised pixel (or, for a proprio-only
+    task, proprio) actor (no training).
 
     ``seed`` picks the weights (different seeds act differently); ``nan`` poisons the mean
     head's bias with NaN; ``overflow`` keeps every weight finite but makes the mean head sum
@@ -42,6 +43,8 @@ def make_checkpoint(
     env = make_env(task, cfg.env, 1, render=False)
     pixels = (env.spec.image_channels * cfg.env.frame_stack, image_size, image_size)
     spec = dataclasses.replace(env.spec, obs_mode="pixels", pixel_shape=pixels)
+    if env.spec.obs_mode == "proprio":  # a proprio-only actor (go2_walk): no camera
+        spec = env.spec
     env.close()
     torch.manual_seed(seed)
     actor = Actor(spec, cfg.model)

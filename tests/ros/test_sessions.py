@@ -171,6 +171,7 @@ CHANGED = {
         "namespace": ({"namespace": "arm1"}, {}),
         "device": ({"device": "cuda"}, {}),
         "seed": ({"seed": "7"}, {}),
+        "cmd_vel": ({"cmd_vel": "0.5,0,0.1"}, {"robot": "go2", "checkpoint": "{go2}"}),
     },
     "train": {
         "task": ({"task": "reacher_state"}, {}),
@@ -201,7 +202,8 @@ def more_files(files, tmp_path_factory) -> dict[str, str]:
     config = folder / "config.yaml"
     config.write_text("sdpg:\n  horizon: 4\n")
     other = make_checkpoint(folder / "other.pt", image_size=32, seed=1)
-    return files | {"config": str(config), "other": str(other)}
+    go2 = make_checkpoint(folder / "go2.pt", task="go2_walk")
+    return files | {"config": str(config), "other": str(other), "go2": str(go2)}
 
 
 @pytest.mark.parametrize(
@@ -250,6 +252,9 @@ def test_the_readme_shows_only_launch_arguments_that_exist():
         ("deploy", {"publish_tf": "yes"}, "publish_tf"),
         ("deploy", {"backend": "real", "camera_topic": "bad topic"}, "camera_topic"),
         ("deploy", {"backend": "real", "joint_states_topic": "1/x"}, "joint_states_topic"),
+        ("deploy", {"cmd_vel": "0.5,0,0"}, "cmd_vel"),  # the reacher takes no velocity command
+        ("deploy", {"cmd_vel": "fast"}, "cmd_vel"),
+        ("deploy", {"cmd_vel": "0.5,0"}, "cmd_vel"),
     ],
 )
 def test_a_bad_value_is_named_before_any_spec(files, kind, arguments, name):
