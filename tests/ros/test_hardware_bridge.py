@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from lifecycle_msgs.msg import State
 from rclpy.lifecycle import TransitionCallbackReturn
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
+from sdpg_core.robot import load_robot
 from sdpg_ros.common import ParameterError
 from tests.ros.bridge_probe import (
     COMMANDS,
@@ -230,3 +233,62 @@ def test_each_action_is_commanded_without_waiting_for_a_tick(graph):
         assert graph.spin_until(probe.reached(expected), 1.0)  # the timer period is 2 s
     assert bridge.counters.as_dict()["commands"] - before == 3
     assert len(bridge.latencies_ms) == 3
+
+
+def test_a_legged_robot_stands_up_before_the_policy_and_holds_on_e_stop(graph, tmp_path):
+    """go2.yaml (stand-up shortened to 0.5 s + 0.2 s hold): no command before joint states,
+    then from the measured lying pose to the standing pose at most max_rate per tick, held,
+    and only then the policy's targets; an e-stop holds the last target (position interface)."""
+    text = (Path(__file__).parents[2] / "config" / "robots" / "go2.yaml").read_text()
+    robot = tmp_path / "go2_fast.yaml"
+    robot.write_text(
+        text.replace("name: go2", "name: go2_fast")
+        .replace("stand_s: 3.0", "stand_s: 0.5")
+        .replace("stand_hold_s: 1.0", "stand_hold_s: 0.2")
+    )
+    config = load_robot(str(robot))
+    joints, stand = list(config.joints), np.array(config.default_pose)
+    topic = "/forward_position_controller/commands"
+    bridge = make_bridge(graph, robot=str(robot), autostart=True, ramp_s=0.0)
+    probe = Probe(graph, topics=(topic,))
+    received = probe.received[topic]
+    graph.spin_for(1.5)  # autostart retries: nothing is commanded without joint states
+    assert received == [] and state_id(bridge) != State.PRIMARY_STATE_ACTIVE
+    lying = np.tile([0.0, 1.36, -2.65], 4)  # SDPG's hardware rest pose
+
+    def measure() -> None:
+        probe.states.publish(JointState(name=joints, position=lying.tolist(), velocity=[0.0] * 12))
+
+    def stood() -> bool:
+        measure()
+        return len(received) > 0 and np.allclose(received[-1].data, stand, atol=1e-9)
+
+    assert graph.spin_until(stood, 5.0)
+    commands = np.array([m.data for m in received])
+    np.testing.assert_allclose(commands[0], lying)  # from the measured pose
+    step = max(config.max_rate) / RATE_HZ
+    assert np.all(np.abs(np.diff(commands, axis=0)) <= step + 1e-9)
+    action = np.full(12, 0.2)
+    probe.send(action, names=joints)
+    graph.spin_for(0.05)
+    assert np.allclose(received[-1].data, stand, atol=1e-9)  # still holding the stand pose
+    target = stand + 0.5 * action
+    assert _drive(probe, graph, joints, action, received, target)
+    probe.e_stop.publish(Bool(data=True))
+    assert graph.spin_until(lambda: bridge.mode == "e_stop", 2.0)
+    held = list(received[-1].data)
+    for _ in range(5):
+        probe.send(-action, names=joints)
+        graph.spin_for(0.02)
+    assert np.allclose(received[-1].data, held)
+
+
+def _drive(probe, graph, joints, action, received, target) -> bool:
+    """Send ``action`` every 20 ms until the last command equals ``target`` (5 s at most)."""
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        probe.send(action, names=joints)
+        graph.spin_for(0.02)
+        if received and np.allclose(received[-1].data, target, atol=1e-9):
+            return True
+    return False
