@@ -42,7 +42,8 @@ class EnvConfig(Section):
     """Environment settings (physics, pixels); independent of the learning algorithm."""
 
     task: str = "reacher"
-    image_size: int = 84
+    image_size: int = 84  # frame height, px (and width unless image_width is set)
+    image_width: int = 0  # > 0: frames this wide (e.g. a 58 x 87 depth camera); 0: square
     frame_stack: int = 3
     camera: str = ""  # empty: the task's default camera
     image: str = ""  # rgb or depth; empty: the task's
@@ -52,6 +53,11 @@ class EnvConfig(Section):
     episode_steps: int = 0  # control steps; 0: the task's default / action_repeat
     action_repeat: int = 1  # control steps per action (rewards summed, frames rendered once)
     physics_threads: int = 2
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of the camera frames."""
+        return self.image_size, self.image_width or self.image_size
 
 
 @dataclass
@@ -199,6 +205,7 @@ class Config(Section):
         """Check value ranges that types alone cannot express."""
         checks = {
             "env.image_size": self.env.image_size >= 16,
+            "env.image_width": self.env.image_width == 0 or self.env.image_width >= 16,
             "env.frame_stack": self.env.frame_stack >= 1,
             "env.image": self.env.image in ("", "rgb", "depth"),
             "env.action_repeat": self.env.action_repeat >= 1,

@@ -154,7 +154,7 @@ class SimRobot:
         body = int(model.cam_bodyid[camera])  # a URDF camera link (e.g. an optical frame)
         self.camera_frame = model.body(body).name if body else "camera"
         self._data = mujoco.MjData(model)
-        self._renderers: dict[int, PixelRenderer] = {}
+        self._renderers: dict[tuple[int, int], PixelRenderer] = {}
         self.total_steps = 0
         self.seed = seed
         self.episode = 0
@@ -169,9 +169,9 @@ class SimRobot:
         return self.total_steps * self.spec.control_dt
 
     @property
-    def max_image_size(self) -> int:
-        """Largest square image the offscreen buffer can render."""
-        return int(min(self.model.vis.global_.offwidth, self.model.vis.global_.offheight))
+    def max_image_size(self) -> tuple[int, int]:
+        """Largest (height, width) the offscreen buffer can render."""
+        return int(self.model.vis.global_.offheight), int(self.model.vis.global_.offwidth)
 
     def check_command(self, command: np.ndarray) -> np.ndarray:
         """Command in physical units [A] -> actuator ctrl [A]; CommandError if malformed."""
@@ -262,9 +262,11 @@ class SimRobot:
         read = [d.sensordata[s.adr[0] : s.adr[0] + s.dim[0]].copy() for s in sensors]
         return ImuSample(*read)
 
-    def image(self, size: int) -> np.ndarray:
-        """The task camera's image, rendered exactly like training: RGB uint8 [size, size, 3],
-        or depth float32 metres [size, size] for a depth camera (what its driver publishes)."""
+    def image(self, height: int, width: int = 0) -> np.ndarray:
+        """The task camera's image, rendered exactly like training: RGB uint8 [H, W, 3], or
+        depth float32 metres [H, W] for a depth camera (what its driver publishes); width 0:
+        square."""
+        size = (height, width or height)
         try:
             if size not in self._renderers:
                 self._renderers[size] = PixelRenderer(

@@ -64,10 +64,10 @@ from sdpg_ros.image_conversion import to_msg
 NODE_NAME = "sim_backend"
 
 
-def camera_info(fovy_deg: float, size: int, frame_id: str) -> CameraInfo:
-    """Pinhole CameraInfo (no distortion) of a square MuJoCo camera image."""
-    fx, fy, cx, cy = pinhole(fovy_deg, size, size)
-    msg = CameraInfo(height=size, width=size, distortion_model="plumb_bob")
+def camera_info(fovy_deg: float, height: int, width: int, frame_id: str) -> CameraInfo:
+    """Pinhole CameraInfo (no distortion) of a MuJoCo camera image."""
+    fx, fy, cx, cy = pinhole(fovy_deg, width, height)
+    msg = CameraInfo(height=height, width=width, distortion_model="plumb_bob")
     msg.header.frame_id = frame_id
     msg.d = [0.0] * 5
     msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
@@ -102,12 +102,20 @@ class Settings(NamedTuple):
     action_repeat: int
     camera: str = ""
     image: str = ""
+    image_width: int = 0  # 0: square frames
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of the camera frames."""
+        return self.image_size, self.image_width or self.image_size
 
 
 def checkpoint_settings(path: str) -> Settings:
     """The settings a checkpoint was trained with (its header, no torch)."""
     env = read_metadata(path)[0].env
-    return Settings(env.task, env.image_size, env.action_repeat, env.camera, env.image)
+    return Settings(
+        env.task, env.image_size, env.action_repeat, env.camera, env.image, env.image_width
+    )
 
 
 class SimBackend(Node):
@@ -158,13 +166,14 @@ class SimBackend(Node):
             )
         except KeyError as err:
             raise ValueError(f"unknown task {settings.task!r}") from err
-        if settings.image_size > robot.max_image_size:
+        (height, width), (max_height, max_width) = settings.image_shape, robot.max_image_size
+        if height > max_height or width > max_width:
             robot.close()
-            limit = robot.max_image_size
-            raise ValueError(f"image size {settings.image_size} > {limit}, this model's limit")
+            limit = f"{max_height} x {max_width}"
+            raise ValueError(f"image size {height} x {width} > {limit}, this model's limit")
         self.robot, self.settings = robot, settings
-        self.task, self.image_size = settings.task, settings.image_size
-        self._info = camera_info(robot.fovy, settings.image_size, robot.camera_frame)
+        self.task, self.image_shape = settings.task, settings.image_shape
+        self._info = camera_info(robot.fovy, height, width, robot.camera_frame)
         self._make_interfaces()
         period = robot.spec.control_dt / self.real_time_factor
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -372,7 +381,7 @@ class SimBackend(Node):
         self._publish_imu(stamp)
         if self.camera_on and self._camera_due(sim_ns):
             frame = self.robot.camera_frame  # the URDF's optical frame when the model has one
-            image = to_msg(self.robot.image(self.image_size), frame_id=frame)
+            image = to_msg(self.robot.image(*self.image_shape), frame_id=frame)
             image.header.stamp = self._info.header.stamp = stamp
             self.image_pub.publish(image)
             self.info_pub.publish(self._info)

@@ -10,8 +10,9 @@ from sdpg_core.config import EnvConfig
 from sdpg_core.envs.kinematics import projected_gravity
 from sdpg_core.envs.registry import get_task, make_env
 from sdpg_core.envs.tasks import go2
-from sdpg_core.obs import proprio
+from sdpg_core.obs import depth_frame, proprio
 from sdpg_core.share import urdf_file
+from sdpg_core.sim import SimRobot, pinhole
 
 
 def test_the_model_is_the_urdf_with_its_names_masses_and_limits():
@@ -121,3 +122,23 @@ def test_variants_and_a_fixed_command():
         make_env("go2_walk", EnvConfig(command=(0.5,)), 1)
     with pytest.raises(ValueError, match=r"env\.command: reacher takes 0"):
         make_env("reacher", EnvConfig(command=(0.5, 0.0, 0.0)), 1)
+
+
+def test_the_head_depth_camera_gives_58_by_87_frames_as_the_sim_publishes():
+    """env.image_width: the parkour lineage's 58 x 87 depth frames (vertical FOV 58 degrees,
+    so about 80 degrees across); the sim renders the metres the frames are made of."""
+    cfg = EnvConfig(image_size=58, image_width=87, frame_stack=1)
+    env = make_env("go2_walk_depth", cfg, 1, seed=5)
+    assert env.spec.pixel_shape == (1, 58, 87) and env.spec.image == "depth"
+    frame = env.observe()["pixels"][0, 0]
+    robot = SimRobot("go2_walk_depth", seed=5)
+    robot.env.set_state(env.get_state(np.zeros(1, dtype=np.int64)), np.zeros(1, dtype=np.int64))
+    metres = robot.image(58, 87)
+    assert metres.shape == (58, 87)
+    np.testing.assert_array_equal(depth_frame(metres, env.spec.depth_range)[..., 0], frame)
+    assert frame[-1].max() < 255 and frame[0].min() == 255  # floor below, nothing at the top
+    fx, fy, cx, cy = pinhole(robot.fovy, 87, 58)
+    assert fx == fy and (cx, cy) == (43.0, 28.5)
+    assert np.degrees(2 * np.arctan(43.5 / fx)) == pytest.approx(79.5, abs=0.5)
+    robot.close()
+    env.close()

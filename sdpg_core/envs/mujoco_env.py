@@ -77,7 +77,7 @@ class MujocoBatchEnv(BatchedEnv):
                 m,
                 task,
                 len(self.render_ids),
-                cfg.image_size,
+                cfg.image_shape,
                 cfg.frame_stack,
                 self.spec.camera,
                 cfg.shadows,
@@ -89,7 +89,7 @@ class MujocoBatchEnv(BatchedEnv):
 
     def _make_spec(self, cfg: EnvConfig, pixels: bool) -> EnvSpec:
         """Build the static spec from the compiled model and task."""
-        size = cfg.image_size
+        height, width = cfg.image_shape
         image = cfg.image or self.task.image
         channels = 1 if image == "depth" else 3
         obs = self.task.observation(*self._split(self.physics[:1]), self.extras[:1])
@@ -98,7 +98,7 @@ class MujocoBatchEnv(BatchedEnv):
             obs_mode=self.entry.obs_mode,
             state_dim=obs.shape[1],
             action_dim=self.model.nu,
-            pixel_shape=(channels * cfg.frame_stack, size, size) if pixels else None,
+            pixel_shape=(channels * cfg.frame_stack, height, width) if pixels else None,
             episode_steps=self.episode_steps,
             control_dt=float(self.model.opt.timestep * self.task.frame_skip * self.action_repeat),
             reward_terms=tuple(self.task.reward_terms),

@@ -14,7 +14,8 @@ FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 class PixelRenderer:
-    """Renders envs from their physics state; keeps one frame stack per rendered env. With a
+    """Renders envs from their physics state at ``size`` = (height, width); keeps one frame
+    stack per rendered env. With a
     ``depth_range`` the camera is a depth camera (metres along the optical axis, as a RealSense
     depth stream) and frames are ``obs.depth_frame``s; without, RGB."""
 
@@ -23,7 +24,7 @@ class PixelRenderer:
         model: mujoco.MjModel,
         task: Task,
         count: int,
-        size: int,
+        size: tuple[int, int],
         stack: int,
         camera: str,
         shadows: bool = False,
@@ -39,10 +40,11 @@ class PixelRenderer:
         self.depth_range = tuple(depth_range)
         self._data = mujoco.MjData(model)
         self._model = model
-        self._renderer = mujoco.Renderer(model, size, size)
+        height, width = size
+        self._renderer = mujoco.Renderer(model, height, width)
         if self.depth_range:
             self._renderer.enable_depth_rendering()
-        self.stack = FrameStack(count, stack, size, size, 1 if self.depth_range else 3)
+        self.stack = FrameStack(count, stack, height, width, 1 if self.depth_range else 3)
 
     def camera_images(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
         """What the camera sees of n envs given their physics state and task extras: RGB uint8

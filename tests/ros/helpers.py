@@ -41,7 +41,7 @@ def make_checkpoint(
     """
     cfg = resolve(task, overrides=[f"env.image_size={image_size}", *TINY_MODEL, *overrides])
     env = make_env(task, cfg.env, 1, render=False)
-    pixels = (env.spec.image_channels * cfg.env.frame_stack, image_size, image_size)
+    pixels = (env.spec.image_channels * cfg.env.frame_stack, *cfg.env.image_shape)
     spec = dataclasses.replace(env.spec, obs_mode="pixels", pixel_shape=pixels)
     if env.spec.obs_mode == "proprio":  # a proprio-only actor (go2_walk): no camera
         spec = env.spec
