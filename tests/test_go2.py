@@ -142,3 +142,33 @@ def test_the_head_depth_camera_gives_58_by_87_frames_as_the_sim_publishes():
     assert np.degrees(2 * np.arctan(43.5 / fx)) == pytest.approx(79.5, abs=0.5)
     robot.close()
     env.close()
+
+
+def test_terrain_obstacles_are_per_env_state_seen_by_the_depth_camera_only():
+    """go2_terrain: each env's obstacle is part of its state (an auxiliary synced to its
+    nominal has the same one), the ground under a foot on it is its top, the depth frame shows
+    it, and the proprio group does not."""
+    cfg = EnvConfig(image_size=58, image_width=87, frame_stack=1)
+    env = make_env("go2_terrain", cfg, 2, seed=3)
+    task, ids = env.task, np.arange(2)
+    qpos = env.physics[:, 1 : 1 + env.model.nq].copy()
+    kind = int(env.extras[0, 26])
+    column = task.obstacle_qpos[kind]
+    top = qpos[0, column + 2] + 0.25
+    assert 0.05 <= top <= 0.15
+    above = np.array([[[qpos[0, column], 0.0]]])  # the obstacle's centre
+    assert task.ground(qpos[:1], above)[0, 0] == pytest.approx(top)
+    assert task.ground(qpos[:1], above + [0.0, 2.0])[0, 0] == 0.0  # beside it: the floor
+    with_obstacle = env.observe()
+    state = env.get_state(ids)
+    state.physics[1], state.extras[1] = state.physics[0], state.extras[0]  # the same robot
+    state.physics[1, 1 + column : 1 + column + 3] = [-30.0, 0.0, -1.0]  # env 1: no obstacle
+    env.set_state(state, ids)
+    env._restart_frames(ids)
+    without = env.observe()
+    assert np.abs(without["pixels"][0].astype(int) - without["pixels"][1]).max() > 20
+    np.testing.assert_array_equal(without["proprio"][0], without["proprio"][1])
+    assert not np.array_equal(with_obstacle["state"][0, -2:], without["state"][1, -2:])
+    env.copy_state(np.array([0]), np.array([1]))  # the SDPG state sync
+    np.testing.assert_array_equal(env.physics[0], env.physics[1])
+    env.close()

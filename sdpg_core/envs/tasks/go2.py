@@ -75,9 +75,9 @@ class Go2Walk(Task):
         floor.rgba, floor.contype, floor.conaffinity = [0.45, 0.5, 0.55, 1], 0, 1
         base = spec.body("base")
         base.add_freejoint(name="floating_base")
-        for geom in spec.geoms:  # the robot touches the ground, never itself
+        for geom in spec.geoms:  # the robot touches the ground (and obstacles), never itself
             if geom is not floor:
-                geom.contype, geom.conaffinity, geom.condim = 1, 0, 3
+                geom.contype, geom.conaffinity, geom.condim = 1, 2, 3
         imu = spec.body("imu").add_site(name="imu")
         for kind in ("gyro", "accelerometer", "framequat"):
             sensor = spec.add_sensor(name=f"imu_{kind}", objname=imu.name)
@@ -173,9 +173,14 @@ class Go2Walk(Task):
         }
 
     def _heights(self, qpos: np.ndarray, chains: list[Chain]) -> np.ndarray:
-        """World heights [n, 4] of a point per leg (feet or knees)."""
+        """Heights above the ground [n, 4] of a point per leg (feet or knees)."""
         rot = quat_to_mat(qpos[:, 3:7])
-        return np.stack([c.position(qpos, qpos[:, :3], rot)[:, 2] for c in chains], axis=1)
+        points = np.stack([c.position(qpos, qpos[:, :3], rot) for c in chains], axis=1)
+        return points[..., 2] - self.ground(qpos, points[..., :2])
+
+    def ground(self, qpos: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Ground height [n, k] under the points ``xy`` [n, k, 2] (flat: 0)."""
+        return np.zeros(xy.shape[:-1])
 
     def feet_contact(self, qpos: np.ndarray) -> np.ndarray:
         """Feet on the ground [n, 4] bool (foot centre within 5 mm of resting on it)."""
@@ -241,8 +246,9 @@ class Go2Walk(Task):
         return out
 
     def terminated(self, qpos, qvel, extras):
-        """A fall: base below 0.18 m or tilted more than 60 degrees."""
-        return (qpos[:, 2] < 0.18) | (projected_gravity(qpos[:, 3:7])[:, 2] > -0.5)
+        """A fall: base below 0.18 m above the ground or tilted more than 60 degrees."""
+        height = qpos[:, 2] - self.ground(qpos, qpos[:, None, :2])[:, 0]
+        return (height < 0.18) | (projected_gravity(qpos[:, 3:7])[:, 2] > -0.5)
 
     def success(self, qpos, qvel, extras):
         """Mean velocity along the command's direction within 20% of its speed (no fall: the
