@@ -158,7 +158,8 @@ def test_terrain_obstacles_are_per_env_state_seen_by_the_depth_camera_only():
     assert 0.05 <= top <= 0.15
     above = np.array([[[qpos[0, column], 0.0]]])  # the obstacle's centre
     assert task.ground(qpos[:1], above)[0, 0] == pytest.approx(top)
-    assert task.ground(qpos[:1], above + [0.0, 2.0])[0, 0] == 0.0  # beside it: the floor
+    beside = above + np.array([0.0, 2.0])
+    assert task.ground(qpos[:1], beside)[0, 0] == 0.0  # beside it: the floor
     with_obstacle = env.observe()
     state = env.get_state(ids)
     state.physics[1], state.extras[1] = state.physics[0], state.extras[0]  # the same robot
