@@ -375,10 +375,11 @@ class SimBackend(Node):
         joints.header.stamp = stamp
         joints.position, joints.velocity = state.position.tolist(), state.velocity.tolist()
         joints.effort = state.effort.tolist()
-        self.joint_pub.publish(joints)
+        # the policy's trigger comes last: joint states (proprio-only policies), then the frame
         if new_episode:
             self.episode_pub.publish(Header(stamp=stamp, frame_id=self.robot.camera_frame))
         self._publish_imu(stamp)
+        self.joint_pub.publish(joints)
         if self.camera_on and self._camera_due(sim_ns):
             frame = self.robot.camera_frame  # the URDF's optical frame when the model has one
             image = to_msg(self.robot.image(*self.image_shape), frame_id=frame)
