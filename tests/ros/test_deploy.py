@@ -191,6 +191,63 @@ def test_a_depth_policy_drives_the_arm_from_the_depth_topic(tmp_path):
     np.testing.assert_allclose(report["returns"][1], twin[1], rtol=0.1)
 
 
+def go2_twin(path: Path, episodes: int, seed: int, steps: int, command) -> list:
+    """The quadruped's deploy loop without ROS: joint states, IMU and the command -> action ->
+    the robot YAML's targets (default pose + 0.5 a) -> the sim; its episodes."""
+    policy, robot = Policy.load(path), SimRobot("go2_walk", seed=seed, episode_steps=steps)
+    robot.set_task_command(command)
+    config = load_robot("go2")
+    scale, offset = np.asarray(config.action_scale), np.asarray(config.action_offset)
+    ended = []
+    while len(ended) < episodes:
+        state, imu = robot.joint_state(), robot.imu()
+        readings = (state.position, state.velocity), (imu.orientation, imu.angular_velocity)
+        robot.set_command(offset + scale * policy.act_proprio(*readings, command))
+        episode = robot.step()
+        if episode is not None:
+            ended.append(episode)
+            policy.reset_stream()  # the policy node does so on the sim's episode_start
+    robot.close()
+    return ended
+
+
+def deploy_go2(path: Path, tmp_path: Path, episodes: int, steps: int, command: str) -> dict:
+    """``sdpg-ros deploy --robot go2`` (a 0.5 s + 0.2 s stand-up) on ``steps``-step episodes."""
+    text = (ROOT / "config" / "robots" / "go2.yaml").read_text()
+    robot = tmp_path / "go2_quick.yaml"
+    robot.write_text(
+        text.replace("name: go2", "name: go2_quick")
+        .replace("stand_s: 3.0", "stand_s: 0.5")
+        .replace("stand_hold_s: 1.0", "stand_hold_s: 0.2")
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text(f"/**/sim_backend:\n  ros__parameters:\n    episode_steps: {steps}\n")
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--backend", "sim", "--robot", str(robot), "--checkpoint", str(path)]
+    argv += ["--seed", "0", "--episodes", str(episodes), "--duration", "90", "--cmd-vel", command]
+    argv += ["--params-file", str(params), "--report", str(report_file)]
+    assert cli.main(argv) == 0
+    return json.loads(report_file.read_text())
+
+
+def test_the_quadruped_follows_its_proprio_policy_over_ros_as_in_process(tmp_path):
+    """A proprio-only go2_walk policy over ROS: the policy node acts on joint states + IMU +
+    cmd_vel at 50 Hz, the bridge stands the robot up first; after the first episode (the
+    stand-up) each episode's return matches the loop without ROS."""
+    path = make_checkpoint(tmp_path / "go2.pt", task="go2_walk", seed=3)
+    report = deploy_go2(path, tmp_path, episodes=3, steps=100, command="0.5,0,0")
+    twin = go2_twin(path, 3, seed=0, steps=100, command=np.array([0.5, 0.0, 0.0]))
+    policy_counts = report["nodes"]["policy_node"]
+    rejected = {key for key in policy_counts if key.startswith("rejected/")}
+    assert rejected <= {"rejected/imu_missing"}, policy_counts  # at most a start-up race
+    assert policy_counts.get("rejected/imu_missing", 0) <= 2
+    assert policy_counts["ticks"] >= 250 and report["images"] == 0
+    assert report["nodes"]["sim_backend"]["cmd_vel"] > 0
+    np.testing.assert_allclose(
+        report["returns"][1:3], [e.episode_return for e in twin[1:]], rtol=0.05
+    )
+
+
 class StandStill:
     """A policy that never moves (zero joint deltas): the baseline the arm must beat."""
 
