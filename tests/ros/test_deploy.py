@@ -241,7 +241,7 @@ def test_the_quadruped_follows_its_proprio_policy_over_ros_as_in_process(tmp_pat
     rejected = {key for key in policy_counts if key.startswith("rejected/")}
     assert rejected <= {"rejected/imu_missing"}, policy_counts  # at most a start-up race
     assert policy_counts.get("rejected/imu_missing", 0) <= 2
-    assert policy_counts["ticks"] >= 250 and report["images"] == 0
+    assert policy_counts["ticks"] >= 200 and report["images"] == 0  # episodes 2 and 3 at least
     assert report["nodes"]["sim_backend"]["cmd_vel"] > 0
     np.testing.assert_allclose(
         report["returns"][1:3], [e.episode_return for e in twin[1:]], rtol=0.05
