@@ -132,6 +132,12 @@ class Policy:
         metres [H, W] for a depth policy; frames are stacked as in training (``prepare_image`` /
         ``prepare_depth``: centre crop to the training aspect ratio, then resize). For specs
         with a proprio group, the readings of ``_proprio_now`` come with it."""
+        self.push_frame(image)
+        return self.act_frames(joints, imu, command)
+
+    def push_frame(self, image: np.ndarray) -> None:
+        """Add one camera image (as ``act_image`` takes it) to the frame stack without acting:
+        a camera slower than the control rate (``spec.camera_every``) between actions."""
         spec = self.spec
         if spec.obs_mode != "pixels":
             raise ValueError(f"policy for {spec.task!r} acts on {spec.obs_mode}, not images")
@@ -146,8 +152,18 @@ class Policy:
             self.stream.reset(np.zeros(1, dtype=np.int64), frame)
         else:
             self.stream.push(np.zeros(1, dtype=np.int64), frame)
+
+    def act_frames(
+        self,
+        joints: tuple[np.ndarray, np.ndarray] | None = None,
+        imu: tuple[np.ndarray, np.ndarray] | None = None,
+        command: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Action [A] on the frames pushed so far and this step's readings."""
+        if self.stream is None:
+            raise ValueError(f"policy for {self.spec.task!r} has no camera frame yet")
         obs = {"pixels": self.stream.frames}
-        if spec.proprio_dim:
+        if self.spec.proprio_dim:
             obs["proprio"] = self._proprio_now(joints, imu, command)
         self.prev_action = self.act(obs)[0]
         return self.prev_action

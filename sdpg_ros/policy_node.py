@@ -160,7 +160,8 @@ class PolicyNode(Node):
         self._restoring = False  # set while the parameter is put back to the running path
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics = Diagnostics(self, self.counters, self._diagnostic_values)
-        self._latest: Image | int | None = None  # newest frame (or tick stamp) not acted on
+        self._latest: dict[str, Any] = {"frame": None, "tick": None}  # newest, not yet used
+        self._frame_ns: int | None = None  # stamp of the newest frame in a held stack
         self._wake = threading.Condition()
         self._running = True
         if self.hot_reload:
@@ -252,19 +253,20 @@ class PolicyNode(Node):
             size = f"{msg.width}x{msg.height}"
             self.counters.reject("too_large", f"frame {size} > {self.max_image_pixels} pixels")
             return
-        self._hand_over(msg)
+        self._hand_over("frame", msg)
 
     def _on_tick(self, stamp_ns: int) -> None:
-        """A proprio-only policy's control tick (a joint state): hand it to the inference thread."""
+        """A control tick (a joint state) of a policy that acts at the control rate (no camera,
+        or a slower one): hand it to the inference thread."""
         self.counters.add("ticks")
-        self._hand_over(stamp_ns)
+        self._hand_over("tick", stamp_ns)
 
-    def _hand_over(self, item: Image | int) -> None:
-        """Make ``item`` the newest input of the inference thread."""
+    def _hand_over(self, kind: str, item: Image | int) -> None:
+        """Make ``item`` the newest input of its ``kind`` for the inference thread."""
         with self._wake:
-            if self._latest is not None:  # inference fell behind the inputs: keep the newest
+            if self._latest[kind] is not None:  # inference fell behind: keep the newest
                 self.counters.add("superseded")
-            self._latest = item
+            self._latest[kind] = item
             self._wake.notify()
 
     def _on_images_lost(self, info: QoSMessageLostInfo) -> None:
@@ -287,15 +289,20 @@ class PolicyNode(Node):
         )
 
     def _work(self) -> None:
-        """Inference thread: act on the newest frame until ``close``."""
+        """Inference thread: the newest frame, then the newest tick, until ``close``."""
+        pending = self._latest
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._latest is not None or not self._running)
+                self._wake.wait_for(lambda: any(pending.values()) or not self._running)
                 if not self._running:
                     return
-                msg, self._latest = self._latest, None
+                frame, tick = pending["frame"], pending["tick"]
+                pending["frame"] = pending["tick"] = None
             try:
-                self._act(msg)
+                if frame is not None:
+                    self._act(frame)
+                if tick is not None:
+                    self._act(tick)
             except Exception as err:  # a bug must not silently stop the policy
                 self.counters.add("errors")
                 self.get_logger().error(f"inference failed: {err!r}", throttle_duration_sec=2.0)
@@ -310,8 +317,9 @@ class PolicyNode(Node):
         return None
 
     def _act(self, item: Image | int) -> None:
-        """Act on one camera image (or a proprio-only tick's stamp) and publish the action with
-        its stamp; an input that cannot be used is counted and skipped."""
+        """Use one camera image or tick stamp: act on it and publish the action with its stamp
+        (a frame of a camera slower than the control rate only joins the frame stack); an
+        input that cannot be used is counted and skipped."""
         stamp_ns = item if isinstance(item, int) else stamp_to_ns(item.header.stamp)
         problem = self._stamp_problem(stamp_ns)
         if problem:
@@ -322,20 +330,9 @@ class PolicyNode(Node):
             if policy is None:
                 self.counters.add("waiting_for_checkpoint")
                 return
-            if isinstance(item, int) != (policy.spec.obs_mode == "proprio"):
-                self.counters.add("unused_input")  # a camera the policy does not look at
-                return
-            image = None if isinstance(item, int) else self._image(item, policy)
-            readings = self.inputs.readings(policy.spec, stamp_ns)
-            if readings is None or (image is None and not isinstance(item, int)):
-                return
-            self._maybe_restart(policy, stamp_ns)
-            start = time.perf_counter()
-            if image is None:
-                action = policy.act_proprio(**readings)
-            else:
-                action = policy.act_image(image, **readings)
-            self.inference_ms = (time.perf_counter() - start) * 1e3
+            action = self._action(policy, item, stamp_ns)
+        if action is None:
+            return
         if not np.isfinite(action).all():
             self.counters.reject("nonfinite", f"policy output {action.tolist()}")
             return
@@ -343,6 +340,49 @@ class PolicyNode(Node):
         out.header.stamp.sec, out.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         self.action_pub.publish(out)
         self.counters.add("actions")
+
+    def _action(self, policy: Policy, item: Image | int, stamp_ns: int) -> np.ndarray | None:
+        """The policy's action for ``item`` (lock held), or None (counted)."""
+        spec, tick = policy.spec, isinstance(item, int)
+        if spec.obs_mode == "proprio" and not tick:
+            self.counters.add("unused_input")  # a camera the policy does not look at
+            return None
+        if not tick:
+            image = self._image(item, policy)
+            if image is None:
+                return None
+            if spec.camera_every > 1:  # a slower camera: held in the stack for the ticks
+                self._maybe_restart(policy, stamp_ns)
+                policy.push_frame(image)
+                self._frame_ns = stamp_ns
+                return None
+        readings = self.inputs.readings(spec, stamp_ns)
+        if readings is None:
+            return None
+        self._maybe_restart(policy, stamp_ns)
+        start = time.perf_counter()
+        if spec.obs_mode == "proprio":
+            action = policy.act_proprio(**readings)
+        elif not tick:
+            action = policy.act_image(image, **readings)
+        elif (problem := self._held_frame_problem(policy, stamp_ns)) is not None:
+            self.counters.reject(*problem)
+            return None
+        else:
+            action = policy.act_frames(**readings)
+        self.inference_ms = (time.perf_counter() - start) * 1e3
+        return action
+
+    def _held_frame_problem(self, policy: Policy, stamp_ns: int) -> tuple[str, str] | None:
+        """Why the held frames cannot be used at a tick: none yet, or older than a camera
+        period plus ``max_image_age_ms``."""
+        if policy.stream is None or self._frame_ns is None:
+            return "image_missing", "no camera frame yet"
+        period_ms = policy.spec.camera_every * policy.spec.control_dt * 1e3
+        age_ms = (stamp_ns - self._frame_ns) * 1e-6
+        if self.max_image_age_ms and age_ms > period_ms + self.max_image_age_ms:
+            return "stale", f"newest frame {age_ms:.0f} ms before the tick"
+        return None
 
     def _image(self, msg: Image, policy: Policy) -> np.ndarray | None:
         """The message as the policy's kind of image (RGB or depth), or None (counted)."""

@@ -5,9 +5,9 @@ policy's proprio group takes the reading stamped closest to the frame (or contro
 none within the allowed offset rejects it like a stale image (counted, no action). The
 velocity command (geometry_msgs/Twist, no stamp) is the newest one received within
 ``cmd_vel_timeout_ms``; none, or an older one, commands standing still (zero), counted as
-``cmd_vel_stale``: a teleoperator who stops publishing stops the robot. A proprio-only policy
-(no camera) acts on joint states instead of frames: once per control period of joint-state
-stamps, ``on_tick(stamp_ns)`` is called.
+``cmd_vel_stale``: a teleoperator who stops publishing stops the robot. A policy with no camera,
+or one slower than its control rate (``spec.camera_every`` > 1), acts on joint states instead
+of frames: once per control period of joint-state stamps, ``on_tick(stamp_ns)`` is called.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ProprioInputs:
         self.imu = ImuHistory()
         self.command: np.ndarray | None = None  # newest (vx, vy, wz)
         self.command_ns = 0  # when it arrived (node clock)
-        self.tick_period_ns = 0  # > 0: a proprio-only policy acts once per this much stamp time
+        self.tick_period_ns = 0  # > 0: the policy acts once per this much stamp time
         self.last_tick_ns: int | None = None
         node.create_subscription(JointState, "joint_states", self._on_joint_state, SENSOR_QOS)
         node.create_subscription(Imu, "imu/data", self._on_imu, SENSOR_QOS)
@@ -55,8 +55,8 @@ class ProprioInputs:
             self.joints = None
         elif self.joints is None or self.joints.joints != spec.joint_names:
             self.joints = JointHistory(spec.joint_names)
-        proprio_only = spec is not None and spec.obs_mode == "proprio"
-        self.tick_period_ns = int(spec.control_dt * 1e9) if proprio_only else 0
+        ticking = spec is not None and (spec.obs_mode == "proprio" or spec.camera_every > 1)
+        self.tick_period_ns = int(spec.control_dt * 1e9) if ticking else 0
         self.last_tick_ns = None
 
     def _on_joint_state(self, msg: JointState) -> None:

@@ -375,18 +375,27 @@ class SimBackend(Node):
         joints.header.stamp = stamp
         joints.position, joints.velocity = state.position.tolist(), state.velocity.tolist()
         joints.effort = state.effort.tolist()
-        # the policy's trigger comes last: joint states (proprio-only policies), then the frame
+        # the policy's trigger comes last: the frame of a camera at the control rate, else the
+        # joint states (a policy without a camera, or with a slower one, acts on those)
         if new_episode:
             self.episode_pub.publish(Header(stamp=stamp, frame_id=self.robot.camera_frame))
         self._publish_imu(stamp)
+        every = self.robot.spec.camera_every
+        frame_due = self.camera_on and self._camera_due(sim_ns)
+        if frame_due and every > 1 and self.robot.env.steps[0] % every == 0:
+            self._publish_frame(stamp)
         self.joint_pub.publish(joints)
-        if self.camera_on and self._camera_due(sim_ns):
-            frame = self.robot.camera_frame  # the URDF's optical frame when the model has one
-            image = to_msg(self.robot.image(*self.image_shape), frame_id=frame)
-            image.header.stamp = self._info.header.stamp = stamp
-            self.image_pub.publish(image)
-            self.info_pub.publish(self._info)
-            self.counters.add("frames")
+        if frame_due and every == 1:
+            self._publish_frame(stamp)
+
+    def _publish_frame(self, stamp: Any) -> None:
+        """The camera image (in the URDF's optical frame when the model has one) + info."""
+        frame = self.robot.camera_frame
+        image = to_msg(self.robot.image(*self.image_shape), frame_id=frame)
+        image.header.stamp = self._info.header.stamp = stamp
+        self.image_pub.publish(image)
+        self.info_pub.publish(self._info)
+        self.counters.add("frames")
 
     def _publish_imu(self, stamp: Any) -> None:
         """``imu/data`` (frame ``imu``) with the joint states' stamp, for a robot with an IMU."""

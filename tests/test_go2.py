@@ -173,3 +173,19 @@ def test_terrain_obstacles_are_per_env_state_seen_by_the_depth_camera_only():
     env.copy_state(np.array([0]), np.array([1]))  # the SDPG state sync
     np.testing.assert_array_equal(env.physics[0], env.physics[1])
     env.close()
+
+
+def test_the_depth_camera_renders_at_10_hz_and_holds_frames_in_between():
+    """camera_every 5 at 50 Hz: a new frame on steps 5, 10, ... of each episode, none between."""
+    env = make_env("go2_walk_depth", EnvConfig(image_size=32, frame_stack=2), 1, seed=6)
+    assert env.spec.camera_every == 5
+    rng, frames = np.random.default_rng(0), [env.observe()["pixels"][0].copy()]
+    for _ in range(10):
+        env.step(rng.uniform(-1, 1, (1, 12)).astype(np.float32))
+        frames.append(env.observe()["pixels"][0].copy())
+    for step in (1, 2, 3, 4, 6, 7, 8, 9):
+        np.testing.assert_array_equal(frames[step], frames[step - 1])
+    for step in (5, 10):
+        assert not np.array_equal(frames[step], frames[step - 1])
+        np.testing.assert_array_equal(frames[step][0], frames[step - 1][1])  # the stack shifted
+    env.close()

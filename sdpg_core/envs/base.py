@@ -60,6 +60,7 @@ class EnvSpec:
     command_dim: int = 0  # then the command (scaled by obs.COMMAND_SCALE)
     image: str = "rgb"  # camera frames: "rgb" (3 channels each) or "depth" (1, metres quantised)
     depth_range: tuple[float, ...] = ()  # (near, far) metres of a depth image, else ()
+    camera_every: int = 1  # control steps per camera frame (the frames in between are held)
 
     @property
     def image_channels(self) -> int:
@@ -87,6 +88,7 @@ class EnvSpec:
             "command_dim": self.command_dim,
             "image": self.image,
             "depth_range": list(self.depth_range),
+            "camera_every": self.camera_every,
         }
 
     @classmethod
@@ -112,6 +114,7 @@ class EnvSpec:
             command_dim=int(data.get("command_dim", 0)),
             image=data.get("image", "rgb"),
             depth_range=tuple(float(v) for v in data.get("depth_range", ())),
+            camera_every=int(data.get("camera_every", 1)),
         )
 
 

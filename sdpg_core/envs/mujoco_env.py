@@ -112,6 +112,7 @@ class MujocoBatchEnv(BatchedEnv):
             command_dim=self.task.command_dim if self.task.proprio else 0,
             image=image,
             depth_range=tuple(self.task.depth_range) if image == "depth" else (),
+            camera_every=self.task.camera_every,
         )
 
     def _proprio_dim(self) -> int:
@@ -245,14 +246,16 @@ class MujocoBatchEnv(BatchedEnv):
         return diverged | broken_before | ~np.isfinite(self.physics).all(axis=1)
 
     def _render_step(self) -> None:
-        """Render every rendered env and push the frame onto its stack."""
+        """Render each rendered env whose camera is due (every ``camera_every`` steps of its
+        episode) and push the frame onto its stack."""
         if self.renderer is None:
             return
         start = time.perf_counter()
-        ids = self.render_ids
+        rows = np.flatnonzero(self.steps[self.render_ids] % self.spec.camera_every == 0)
+        ids = self.render_ids[rows]
         physics = np.nan_to_num(self.physics[ids], nan=0.0, posinf=0.0, neginf=0.0)
         images = self.renderer.render(physics, self.extras[ids])
-        self.renderer.stack.push(np.arange(len(ids)), images)
+        self.renderer.stack.push(rows, images)
         self.timers["render"] += time.perf_counter() - start
 
     def observe(self) -> dict[str, np.ndarray]:

@@ -50,6 +50,7 @@ class Task(abc.ABC):
     camera: str = "track"
     image: str = "rgb"  # what the camera gives the actor: "rgb" or "depth"
     depth_camera: str = ""  # the camera of depth images ('' = ``camera``)
+    camera_every: int = 1  # a new camera frame every this many control steps (a slower camera)
     depth_range: tuple[float, float] = (0.1, 3.0)  # metres a depth image is clipped to
     episode_steps: int = 1000
     frame_skip: int = 1

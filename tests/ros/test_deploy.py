@@ -192,9 +192,12 @@ def test_a_depth_policy_drives_the_arm_from_the_depth_topic(tmp_path):
 
 
 def go2_twin(path: Path, episodes: int, seed: int, steps: int, command) -> list:
-    """The quadruped's deploy loop without ROS: joint states, IMU and the command -> action ->
-    the robot YAML's targets (default pose + 0.5 a) -> the sim; its episodes."""
-    policy, robot = Policy.load(path), SimRobot("go2_walk", seed=seed, episode_steps=steps)
+    """The quadruped's deploy loop without ROS: joint states, IMU and the command (and, for a
+    depth policy, a frame every ``camera_every`` steps) -> action -> the robot YAML's targets
+    (default pose + 0.5 a) -> the sim; its episodes."""
+    policy = Policy.load(path)
+    spec, env = policy.spec, policy.cfg.env
+    robot = SimRobot(spec.task, seed=seed, episode_steps=steps, image=env.image)
     robot.set_task_command(command)
     config = load_robot("go2")
     scale, offset = np.asarray(config.action_scale), np.asarray(config.action_offset)
@@ -202,7 +205,13 @@ def go2_twin(path: Path, episodes: int, seed: int, steps: int, command) -> list:
     while len(ended) < episodes:
         state, imu = robot.joint_state(), robot.imu()
         readings = (state.position, state.velocity), (imu.orientation, imu.angular_velocity)
-        robot.set_command(offset + scale * policy.act_proprio(*readings, command))
+        if spec.obs_mode == "proprio":
+            action = policy.act_proprio(*readings, command)
+        else:
+            if robot.env.steps[0] % spec.camera_every == 0:
+                policy.push_frame(robot.image(*spec.pixel_shape[1:]))
+            action = policy.act_frames(*readings, command)
+        robot.set_command(offset + scale * action)
         episode = robot.step()
         if episode is not None:
             ended.append(episode)
@@ -243,6 +252,23 @@ def test_the_quadruped_follows_its_proprio_policy_over_ros_as_in_process(tmp_pat
     assert policy_counts.get("rejected/imu_missing", 0) <= 2
     assert policy_counts["ticks"] >= 200 and report["images"] == 0  # episodes 2 and 3 at least
     assert report["nodes"]["sim_backend"]["cmd_vel"] > 0
+    np.testing.assert_allclose(
+        report["returns"][1:3], [e.episode_return for e in twin[1:]], rtol=0.05
+    )
+
+
+def test_a_depth_policy_at_10_hz_acts_at_50_hz_over_ros_as_in_process(tmp_path):
+    """go2_walk_depth: the sim publishes 58 x 87 depth frames every 5th step (10 Hz); the policy
+    node stacks them and acts on every joint state (50 Hz) with the newest frame, returning
+    what the loop without ROS returns (episodes 2-3)."""
+    path = make_checkpoint(
+        tmp_path / "go2_depth.pt", 58, task="go2_walk_depth", overrides=("env.image_width=87",)
+    )
+    report = deploy_go2(path, tmp_path, episodes=3, steps=100, command="0.4,0,0")
+    twin = go2_twin(path, 3, seed=0, steps=100, command=np.array([0.4, 0.0, 0.0]))
+    policy_counts = report["nodes"]["policy_node"]
+    assert report["nodes"]["sim_backend"]["frames"] <= report["nodes"]["policy_node"]["ticks"] / 4
+    assert policy_counts["actions"] >= 200, policy_counts
     np.testing.assert_allclose(
         report["returns"][1:3], [e.episode_return for e in twin[1:]], rtol=0.05
     )

@@ -40,6 +40,7 @@ class Go2Walk(Task):
     camera = "depth"
     image = "depth"
     depth_range = (0.0, 2.0)  # the parkour lineage's clipping
+    camera_every = 5  # the head depth camera at 10 Hz, as on the real robot
     episode_steps = 1000  # 20 s at 50 Hz
     frame_skip = 4  # 4 x 5 ms
     extras_dim = 25  # command, last action, feet air time and contact, velocity sums
