@@ -12,6 +12,7 @@
 Usage:
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e --run runs/ur5e --episodes 100
+  python benchmarks/bench_robot.py --task go2_walk --robot go2 --command 0.5,0,0 --rate 50
   python benchmarks/bench_robot.py --smoke --out /tmp/bench   # a minute; for the tests
 Writes ``robots.<task>`` in <out>/summary.json (success_rate, iterations, minutes, cpu_s,
 ros_success_rate, ros_in_process_success_rate, latency_p99_ms, ...) and <out>/robots_<task>.json.
@@ -59,20 +60,25 @@ def training_figures(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def in_process(checkpoint: Path, episodes: int) -> dict[str, float]:
-    """``sdpg eval``'s evaluation of the checkpoint on ``episodes`` seeded episodes."""
+def in_process(checkpoint: Path, episodes: int, command: str) -> dict[str, float]:
+    """``sdpg eval``'s evaluation of the checkpoint on ``episodes`` seeded episodes (a command
+    task with the fixed ``command`` 'vx,vy,wz')."""
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import Policy
 
-    result = evaluate(Policy.load(checkpoint), episodes)
+    fixed = tuple(float(v) for v in command.split(",")) if command else None
+    result = evaluate(Policy.load(checkpoint), episodes, command=fixed)
     return {"success_rate": result["success_rate"], "return_mean": result["return_mean"]}
 
 
-def over_ros(checkpoint: Path, robot: str, episodes: int, episode_s: float, work: Path) -> dict:
+def over_ros(
+    checkpoint: Path, robot: str, episodes: int, episode_s: float, work: Path, cmd_vel: str
+) -> dict:
     """``sdpg-ros deploy --backend sim --compare`` on ``episodes`` episodes."""
     report = work / "deploy.json"
     command = [str(Path(sys.executable).parent / "sdpg-ros"), "deploy", "--backend", "sim"]
     command += ["--robot", robot, "--checkpoint", str(checkpoint), "--compare"]
+    command += ["--cmd-vel", cmd_vel] if cmd_vel else []
     command += ["--episodes", str(episodes), "--duration", str(2 * episodes * episode_s + 60)]
     print("$", " ".join([*command, "--report", str(report)]), flush=True)
     subprocess.run([*command, "--report", str(report)], check=True, stdout=subprocess.DEVNULL)
@@ -97,6 +103,7 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--frames", type=int, default=3000, help="latency: frames sent")
+    parser.add_argument("--command", default="", help="command tasks: fixed 'vx,vy,wz'")
     parser.add_argument("--smoke", action="store_true", help="tiny budgets (tests)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -109,15 +116,17 @@ def main() -> int:
         train(args.task, run_dir, sets, iterations)
     checkpoint = run_dir / "checkpoints" / "latest.pt"
     figures = training_figures(run_dir)
-    figures.update(in_process(checkpoint, episodes))
+    figures.update(in_process(checkpoint, episodes, args.command))
     figures["episodes"] = episodes
     from sdpg_core.checkpoint import read_header
 
     spec = read_header(checkpoint)["spec"]
     episode_s = spec["episode_steps"] * spec["control_dt"]
     with tempfile.TemporaryDirectory() as tmp:
-        figures.update(over_ros(checkpoint, args.robot, episodes, episode_s, Path(tmp)))
-        size = spec["pixel_shape"][1]
+        figures.update(
+            over_ros(checkpoint, args.robot, episodes, episode_s, Path(tmp), args.command)
+        )
+        size = spec["pixel_shape"][1] if spec["pixel_shape"] else 64
         latency = run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot)
     figures |= {key: latency[key] for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms")}
     figures |= {"latency_rate_hz": args.rate, "latency_frames": latency["frames_sent"]}

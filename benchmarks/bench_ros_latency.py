@@ -1,8 +1,9 @@
 """Camera-to-command latency through policy_node and hardware_bridge over a real ROS 2 graph.
 
 A camera process publishes rgb8 frames stamped with the wall clock at a fixed rate on the
-robot's camera topic (for a robot with proprioception, also its joint states at the same
-stamps, standing at the default pose); ``sdpg-ros deploy --backend real --activate``
+robot's camera topic, and the robot's joint states (standing at the default pose) and, for a
+robot with an IMU, a level IMU reading at the same stamps (a proprio-only policy acts on the
+joint states); ``sdpg-ros deploy --backend real --activate``
 (policy_node + hardware_bridge, one process, as on a robot) acts on them and commands the
 robot's controller; the camera process also publishes the released e-stop state the bridge
 waits for. The bridge measures each command's latency from the image stamp. Prints p50/p99
@@ -47,9 +48,10 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float, robot: str) 
     """Publish ``frames`` images at ``rate_hz`` after ``warmup_s`` (each after a joint state of
     the same stamp when the robot's policy reads them); returns the count sent."""
     import rclpy
-    from sensor_msgs.msg import Image, JointState
+    from sensor_msgs.msg import Image, Imu, JointState
     from std_msgs.msg import Bool
 
+    from sdpg_core.envs.registry import get_task
     from sdpg_core.robot import load_robot
     from sdpg_ros.hardware_bridge import E_STOP_QOS
     from sdpg_ros.image_conversion import to_msg
@@ -61,6 +63,13 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float, robot: str) 
     joints = node.create_publisher(JointState, "joint_states", 10)
     state = JointState(name=list(config.joints), position=list(config.default_pose))
     state.velocity = [0.0] * len(config.joints)
+    imu = (
+        node.create_publisher(Imu, "imu/data", 10)
+        if get_task(config.sim_task).factory.imu
+        else None
+    )
+    level = Imu()
+    level.orientation.w = 1.0
     e_stop = node.create_publisher(Bool, "e_stop", E_STOP_QOS)  # the operator's: released
     e_stop.publish(Bool(data=False))
     images = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
@@ -71,7 +80,9 @@ def camera(rate_hz: float, frames: int, size: int, warmup_s: float, robot: str) 
         msg = msgs[sent % len(msgs)]
         stamp = time.time_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        state.header.stamp = msg.header.stamp
+        state.header.stamp = level.header.stamp = msg.header.stamp
+        if imu is not None:
+            imu.publish(level)
         joints.publish(state)
         pub.publish(msg)
         sent += 1
