@@ -9,7 +9,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling \
-	bench-throughput bench-learning bench-ppo-sweep bench-reliability venv clean
+	bench-throughput bench-learning bench-ppo-sweep bench-reliability bench-robots venv clean
 
 venv: $(STAMP)
 
@@ -68,10 +68,15 @@ bench-reliability: $(STAMP)
 
 bench-learning: $(STAMP)
 	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 --eval-interval sdpg=12
+	$(BIN)/python benchmarks/bench_learning.py --task ur5e_reach --seeds 0 1 2 --minutes 5
+
+# Each robot end to end: train, 100 episodes in-process and over ROS 2, latency (~35 min each).
+bench-robots: $(STAMP)
+	$(BIN)/python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e
 	$(BIN)/python benchmarks/bench_learning.py --task cartpole_swingup --seeds 0 --minutes 30
 
 # All of #5's benchmarks, one at a time (hours on 2 cores; each also has its own target).
-bench: bench-throughput bench-scaling bench-memory bench-ppo-sweep bench-learning
+bench: bench-throughput bench-scaling bench-memory bench-ppo-sweep bench-learning bench-robots
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
