@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image, Imu, JointState
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -446,3 +447,61 @@ def test_a_proprio_policy_pairs_each_frame_with_the_closest_joint_state(graph, c
     expected = Policy.load(checkpoints["arm"]).act_image(image, (position, velocity))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert list(h.actions.last.name) == list(joints)
+
+
+def test_a_legged_policy_acts_on_joint_states_with_the_imu_and_cmd_vel(graph, tmp_path):
+    """A proprio-only go2 policy: one action per control period of joint-state stamps, from the
+    joint state, the IMU reading stamped closest (none close: rejected) and the newest cmd_vel
+    (stale: zero, counted); camera frames are not used."""
+    path = make_checkpoint(tmp_path / "go2.pt", task="go2_walk", seed=2)
+    h = Harness(graph, path, cmd_vel_timeout_ms=300.0)
+    joints = h.node.policy.spec.joint_names
+    states = h.probe.create_publisher(JointState, "joint_states", SENSOR_QOS)
+    imu_pub = h.probe.create_publisher(Imu, "imu/data", SENSOR_QOS)
+    cmd = h.probe.create_publisher(Twist, "cmd_vel", RELIABLE_QOS)
+    assert graph.spin_until(
+        lambda: min(p.get_subscription_count() for p in (states, imu_pub, cmd)) == 1
+    )
+    rng = np.random.default_rng(0)
+    position, velocity = rng.normal(0, 0.3, 12), rng.normal(0, 1.0, 12)
+    quat = np.array([0.99, 0.1, -0.05, 0.02])
+    quat /= np.linalg.norm(quat)
+    gyro = np.array([0.3, -0.2, 0.5])
+
+    def stamped(msg, stamp_ns):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        return msg
+
+    def tick(stamp_ns, imu_stamp_ns=None):
+        imu = Imu()
+        imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = quat
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = gyro
+        imu_pub.publish(stamped(imu, stamp_ns if imu_stamp_ns is None else imu_stamp_ns))
+        graph.spin_for(0.02)
+        handled = h.count("actions") + h.count("rejected")
+        msg = JointState(name=list(joints), position=position.tolist())
+        msg.velocity = velocity.tolist()
+        states.publish(stamped(msg, stamp_ns))
+        assert graph.spin_until(lambda: h.count("actions") + h.count("rejected") > handled)
+
+    command = Twist()
+    command.linear.x, command.angular.z = 0.6, -0.3
+    cmd.publish(command)
+    graph.spin_for(0.05)
+    now = h.probe.get_clock().now().nanoseconds
+    tick(now)
+    expected = Policy.load(path)
+    want = expected.act_proprio((position, velocity), (quat, gyro), np.array([0.6, 0.0, -0.3]))
+    np.testing.assert_allclose(h.actions.last.position, want, rtol=1e-5, atol=1e-6)
+    assert stamp_to_ns(h.actions.last.header.stamp) == now
+    frame = stamped(to_msg(frames(1)[0]), h.probe.get_clock().now().nanoseconds)
+    h.images.publish(frame)  # a camera the policy does not use
+    assert graph.spin_until(lambda: h.count("unused_input") == 1)
+    graph.spin_for(0.4)  # no cmd_vel for longer than cmd_vel_timeout_ms
+    tick(h.probe.get_clock().now().nanoseconds)
+    assert h.count("actions") == 2 and h.count("cmd_vel_stale") == 1
+    stale = expected.act_proprio((position, velocity), (quat, gyro), np.zeros(3))
+    np.testing.assert_allclose(h.actions.last.position, stale, rtol=1e-5, atol=1e-6)
+    later = h.probe.get_clock().now().nanoseconds + 100_000_000
+    tick(later, imu_stamp_ns=later - 10**9)  # the closest IMU reading is too old
+    assert h.count("rejected/imu_stale") == 1 and h.count("actions") == 2
