@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from sdpg_core.envs.actuators import add_position_servo
 from sdpg_core.envs.kinematics import Chain, projected_gravity, quat_to_mat
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import Task
@@ -87,21 +88,8 @@ class Go2Walk(Task):
         optical = spec.body("camera_depth_optical_frame")
         optical.add_camera(name="depth", quat=[0, 1, 0, 0], fovy=58.0)  # D435 depth, vertical
         for name, effort in zip(JOINTS, EFFORT, strict=True):
-            joint = spec.joint(name)
-            joint.armature = ARMATURE
-            spec.add_actuator(
-                name=name,
-                target=name,
-                trntype=mujoco.mjtTrn.mjTRN_JOINT,
-                ctrlrange=joint.range,
-                ctrllimited=True,
-                forcerange=[-effort, effort],
-                forcelimited=True,
-                gaintype=mujoco.mjtGain.mjGAIN_FIXED,
-                gainprm=[KP] + [0] * 9,
-                biastype=mujoco.mjtBias.mjBIAS_AFFINE,
-                biasprm=[0, -KP, -KD] + [0] * 7,
-            )
+            spec.joint(name).armature = ARMATURE
+            add_position_servo(spec, name, KP, effort, KD)
         return spec
 
     def bind(self, model: mujoco.MjModel) -> None:

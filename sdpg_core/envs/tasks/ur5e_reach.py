@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from sdpg_core.envs.actuators import add_position_servo
 from sdpg_core.envs.kinematics import Chain
 from sdpg_core.envs.registry import register_task
 from sdpg_core.envs.task import Task
@@ -79,19 +80,7 @@ class UR5eReach(Task):
             kp, damping, force = SERVO["big" if i < 3 else "wrist"]
             joint = spec.joint(name)
             joint.damping, joint.armature = [damping, 0, 0], ARMATURE
-            spec.add_actuator(
-                name=name,
-                target=name,
-                trntype=mujoco.mjtTrn.mjTRN_JOINT,
-                ctrlrange=joint.range,
-                ctrllimited=True,
-                forcerange=[-force, force],
-                forcelimited=True,
-                gaintype=mujoco.mjtGain.mjGAIN_FIXED,
-                gainprm=[kp] + [0] * 9,
-                biastype=mujoco.mjtBias.mjBIAS_AFFINE,
-                biasprm=[0, -kp, 0] + [0] * 7,
-            )
+            add_position_servo(spec, name, kp, force)
         return spec
 
     def bind(self, model: mujoco.MjModel) -> None:
