@@ -87,12 +87,13 @@ def test_actuator_interface_is_inferred_and_mixtures_refused():
 
 @pytest.mark.parametrize("name", task_names())
 def test_images_and_physics_equal_the_training_env(name):
-    """Same seed and same actions: SimRobot renders exactly the training env's frames."""
+    """Same seed and same actions: SimRobot renders exactly the training env's frames (on the
+    steps the camera renders: every step, or every ``camera_every``)."""
     robot = SimRobot(name, seed=3)
     env = make_env(name, EnvConfig(image_size=32), 1, render=True, seed=3)
     env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(3, 0)])  # evaluation episode 0
-    rng = np.random.default_rng(0)
-    for _ in range(3):
+    rng, every = np.random.default_rng(0), env.spec.camera_every
+    for _ in range(3 * every):
         action = rng.uniform(-0.9, 0.9, robot.spec.action_dim).astype(np.float32)
         robot.set_command(command_for(robot, action))
         applied = robot.action
@@ -100,6 +101,8 @@ def test_images_and_physics_equal_the_training_env(name):
         robot.step()
         env.step(applied[None])
         np.testing.assert_array_equal(robot.env.physics, env.physics)
+        if env.steps[0] % every:
+            continue
         training_frame = env.renderer.stack.latest_rgb(0)
         image = robot.image(32)  # RGB, or depth in metres (the training frame quantises it)
         if robot.spec.image == "depth":
