@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--episodes", type=positive_int, default=16)
     ev.add_argument("--video", help="write an mp4 of the first episode")
+    ev.add_argument(
+        "--command",
+        dest="task_command",
+        type=command_values,
+        help="command tasks: this command in every episode, e.g. 0.5,0,0 (vx, vy, yaw rate)",
+    )
     ev.add_argument("--device", default="cpu")
     export = sub.add_parser("export", help="write a deploy-only policy file from a checkpoint")
     export.add_argument("--checkpoint", required=True)
@@ -161,13 +167,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return run_session(TrainingSession.resume(args.run_dir, args.device), not args.no_progress)
 
 
+def command_values(text: str) -> tuple[float, ...]:
+    """'0.5,0,0' -> (0.5, 0.0, 0.0)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        message = f"expected numbers separated by commas, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint and print JSON."""
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import Policy
 
     policy = Policy.load(args.checkpoint, args.device)
-    result = evaluate(policy, args.episodes, video=args.video)
+    result = evaluate(policy, args.episodes, video=args.video, command=args.task_command)
     print(json.dumps({"task": policy.spec.task, **result}))
     return 0
 

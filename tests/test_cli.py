@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,23 @@ def test_train_then_eval(tmp_path):
 def test_eval_missing_checkpoint(capsys):
     assert main(["eval", "--checkpoint", "/nonexistent.pt"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_eval_with_a_fixed_command(tmp_path, capsys):
+    """A command task evaluated under one command (the go2 walking target: 0.5 m/s forward);
+    a task without commands says so."""
+    out = tmp_path / "go2"
+    tiny = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4"]
+    tiny += ["run.eval_episodes=2", "run.eval_interval=0", "env.episode_steps=20"]
+    argv = ["train", "--task", "go2_walk", "--iterations", "1", "--out", str(out), "--no-progress"]
+    assert main([*argv, *[arg for item in tiny for arg in ("--set", item)]]) == 0
+    capsys.readouterr()
+    latest = str(out / "checkpoints" / "latest.pt")
+    assert main(["eval", "--checkpoint", latest, "--episodes", "2", "--command", "0.5,0,0"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "go2_walk"
+    with pytest.raises(SystemExit):
+        main(["eval", "--checkpoint", latest, "--command", "0.5,x"])
+    assert "expected numbers separated by commas" in capsys.readouterr().err
+    reacher = str(Path(__file__).parent / "data" / "reacher_pixels.pt")
+    assert main(["eval", "--checkpoint", reacher, "--command", "0.5,0,0"]) == 2
+    assert "env.command: reacher takes 0 command values" in capsys.readouterr().err
