@@ -41,19 +41,16 @@ def test_launch_files_exist():
 
 def test_session_nodes_are_console_scripts_and_sdpg_ros_classes(tmp_path):
     checkpoint = str(make_checkpoint(tmp_path / "policy.pt"))
+    go2 = str(make_checkpoint(tmp_path / "go2.pt", task="go2_walk"))
     specs = sessions.deploy("sim", "reacher", checkpoint) + sessions.train(
         "reacher", eval_in_sim=True
     )
+    specs += sessions.deploy("sim", "go2", go2, cmd_vel=(0.5, 0.0, 0.0))
     ours = {spec.executable for spec in specs if spec.package == "sdpg_ros"}
     assert (
         ours
         == set(cli.NODE_CLASSES)
-        == {
-            "sim_backend",
-            "policy_node",
-            "hardware_bridge",
-            "trainer_node",
-        }
+        == {"sim_backend", "policy_node", "hardware_bridge", "trainer_node", "cmd_vel_source"}
     )
     assert ours <= console_scripts(), ours - console_scripts()
 
