@@ -119,6 +119,15 @@ def release_gl_context() -> None:
         EGL.eglMakeCurrent(egl.EGL_DISPLAY, none, none, EGL.EGL_NO_CONTEXT)
 
 
+def imu_sensors(model: mujoco.MjModel) -> list[slice] | None:
+    """``sensordata`` slices of the IMU's orientation, gyro and accelerometer, or None."""
+    try:
+        sensors = [model.sensor(f"imu_{kind}") for kind in ("framequat", "gyro", "accelerometer")]
+    except KeyError:
+        return None
+    return [slice(s.adr[0], s.adr[0] + s.dim[0]) for s in sensors]
+
+
 class SimRobot:
     """Env 0 of a registered task with a held joint command, episodes and a camera.
 
@@ -154,6 +163,7 @@ class SimRobot:
         body = int(model.cam_bodyid[camera])  # a URDF camera link (e.g. an optical frame)
         self.camera_frame = model.body(body).name if body else "camera"
         self._data = mujoco.MjData(model)
+        self._imu_sensors = imu_sensors(model)
         self._renderers: dict[tuple[int, int], PixelRenderer] = {}
         self.total_steps = 0
         self.seed = seed
@@ -224,12 +234,18 @@ class SimRobot:
         self.episode += 1
         self._reset_episode()
 
-    def joint_state(self) -> JointStateSample:
-        """Positions, velocities and actuator efforts of the actuated joints."""
+    def _forward(self) -> mujoco.MjData:
+        """The scratch MjData at the current state and held command, forward-computed (sensors
+        included)."""
         m, d = self.model, self._data
         mujoco.mj_setState(m, d, self.env.physics[0], FULLPHYSICS)
         d.ctrl[:] = self.env.task.control(self.action[None], self.env.extras[:1])[0][0]
         mujoco.mj_forward(m, d)
+        return d
+
+    def joint_state(self) -> JointStateSample:
+        """Positions, velocities and actuator efforts of the actuated joints."""
+        d = self._forward()
         return JointStateSample(
             self.spec.joint_names,
             d.qpos[self.env.joint_qpos].copy(),
@@ -247,20 +263,18 @@ class SimRobot:
         self.task_command = values
         self.env.extras[:1] = task.set_command(self.env.extras[:1], values[None])
 
-    def imu(self) -> ImuSample | None:
-        """The IMU's reading now (sensors ``imu_gyro``, ``imu_accelerometer``,
-        ``imu_framequat``), or None for a model without an IMU."""
-        m, d = self.model, self._data
-        try:
-            sensors = [m.sensor(f"imu_{kind}") for kind in ("framequat", "gyro", "accelerometer")]
-        except KeyError:
-            return None
-        mujoco.mj_setState(m, d, self.env.physics[0], FULLPHYSICS)
-        d.ctrl[:] = self.env.task.control(self.action[None], self.env.extras[:1])[0][0]
-        mujoco.mj_forward(m, d)
-        mujoco.mj_rnePostConstraint(m, d)  # accelerometer: cacc of the current state
-        read = [d.sensordata[s.adr[0] : s.adr[0] + s.dim[0]].copy() for s in sensors]
-        return ImuSample(*read)
+    @property
+    def has_imu(self) -> bool:
+        """Whether the model has the IMU sensors (``imu_framequat``, ``imu_gyro``,
+        ``imu_accelerometer``)."""
+        return self._imu_sensors is not None
+
+    def imu(self) -> ImuSample:
+        """The IMU's reading now (``has_imu`` models only)."""
+        if self._imu_sensors is None:
+            raise ValueError(f"{self.spec.task} has no IMU")
+        d = self._forward()
+        return ImuSample(*(d.sensordata[s].copy() for s in self._imu_sensors))
 
     def image(self, height: int, width: int = 0) -> np.ndarray:
         """The task camera's image, rendered exactly like training: RGB uint8 [H, W, 3], or

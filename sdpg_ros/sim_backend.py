@@ -277,7 +277,7 @@ class SimBackend(Node):
             )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
         self.imu_pub = None
-        if self.robot.imu() is not None:
+        if self.robot.has_imu:
             self.imu_pub = self.create_publisher(Imu, "imu/data", RELIABLE_QOS)
         if self.robot.task_command is not None:
             self.create_subscription(

@@ -125,7 +125,7 @@ class MujocoBatchEnv(BatchedEnv):
     def _default_camera(self, image: str) -> str:
         """The task's camera for images of kind ``image``."""
         task = self.task
-        return task.depth_camera or task.camera if image == "depth" else task.camera
+        return (task.depth_camera or task.camera) if image == "depth" else task.camera
 
     def _split(self, physics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(qpos, qvel) views of FULLPHYSICS rows."""
