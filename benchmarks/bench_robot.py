@@ -63,10 +63,11 @@ def training_figures(run_dir: Path) -> dict[str, Any]:
 def in_process(checkpoint: Path, episodes: int, command: str) -> dict[str, float]:
     """``sdpg eval``'s evaluation of the checkpoint on ``episodes`` seeded episodes (a command
     task with the fixed ``command`` 'vx,vy,wz')."""
+    from sdpg_core.config import parse_command
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import Policy
 
-    fixed = tuple(float(v) for v in command.split(",")) if command else None
+    fixed = parse_command(command) if command else None
     result = evaluate(Policy.load(checkpoint), episodes, command=fixed)
     return {"success_rate": result["success_rate"], "return_mean": result["return_mean"]}
 

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from sdpg_core.config import ALGOS, ConfigError
+from sdpg_core.config import ALGOS, ConfigError, parse_command
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -168,12 +168,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def command_values(text: str) -> tuple[float, ...]:
-    """'0.5,0,0' -> (0.5, 0.0, 0.0)."""
+    """``--command``'s value (``config.parse_command``) for argparse."""
     try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        message = f"expected numbers separated by commas, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+        return parse_command(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -442,6 +442,15 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
+def parse_command(text: str) -> tuple[float, ...]:
+    """A command given as text, '0.5,0,0' -> (0.5, 0.0, 0.0) (``env.command``); ValueError
+    naming the text otherwise."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def task_config_path(task: str) -> Path | None:
     """The per-task YAML for `task` (a ``_state`` variant falls back to its base task's)."""
     for name in dict.fromkeys([task, task.removesuffix("_state")]):

@@ -13,7 +13,7 @@ from rclpy.exceptions import InvalidNamespaceException, InvalidTopicNameExceptio
 from rclpy.validate_namespace import validate_namespace
 from rclpy.validate_topic_name import validate_topic_name
 
-from sdpg_core.config import Config
+from sdpg_core.config import Config, parse_command
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
 from sdpg_core.fit import base_task, read_metadata, robot_misfit
@@ -203,6 +203,6 @@ def parse_cmd_vel(text: str) -> tuple[float, ...] | None:
     if not text:
         return None
     try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise ArgumentError("cmd_vel", f"expected vx,vy,wz (numbers), got {text!r}") from None
+        return parse_command(text)
+    except ValueError as err:
+        raise ArgumentError("cmd_vel", f"vx,vy,wz: {err}") from None
