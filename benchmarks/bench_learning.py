@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_results
+from common import RESULTS, train_in_process, write_results
 
 EVAL_INTERVAL = {"sdpg": 50, "ppo": 10, "distill": 20}
 SMOKE = {
@@ -42,12 +41,7 @@ SMOKE_COMMON = ["env.image_size=32", "run.eval_episodes=2", "run.video=false"]
 def train(task: str, algo: str, seed: int, budget: list[str], sets: list[str], runs: Path) -> Path:
     """One training run in a fresh process; returns its run directory."""
     run_dir = runs / f"{task}-{algo}-seed{seed}"
-    command = [sys.executable, "-m", "sdpg_core.cli", "train", "--task", task, "--algo", algo]
-    command += ["--seed", str(seed), "--out", str(run_dir), "--no-progress", *budget]
-    for item in sets:
-        command += ["--set", item]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    train_in_process(task, run_dir, ["--algo", algo, "--seed", str(seed), *budget], sets)
     return run_dir
 
 

@@ -30,22 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ros_latency import run_rate
-from common import RESULTS, write_results
+from common import RESULTS, train_in_process, write_results
 
 SMOKE = ["sdpg.num_nominal=2", "sdpg.num_perturbations=1", "sdpg.horizon=4", "env.image_size=32"]
 SMOKE += ["run.eval_episodes=2", "run.video=false", "run.eval_interval=0"]
-
-
-def train(task: str, run_dir: Path, sets: list[str], iterations: int | None) -> None:
-    """``sdpg train`` in a fresh process (output to <run_dir>.log)."""
-    command = [sys.executable, "-m", "sdpg_core.cli", "train", "--task", task]
-    command += ["--out", str(run_dir), "--no-progress", "--overwrite"]
-    command += ["--iterations", str(iterations)] if iterations else []
-    for item in sets:
-        command += ["--set", item]
-    print("$", " ".join(command), flush=True)
-    with open(f"{run_dir}.log", "w") as log:
-        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def training_figures(run_dir: Path) -> dict[str, Any]:
@@ -114,7 +102,9 @@ def main() -> int:
     run_dir = args.run or args.runs / args.task
     if args.run is None:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        train(args.task, run_dir, sets, iterations)
+        flags = ["--overwrite", *(["--iterations", str(iterations)] if iterations else [])]
+        with open(f"{run_dir}.log", "w") as log:  # the config's budget unless --smoke
+            train_in_process(args.task, run_dir, flags, sets, log)
     checkpoint = run_dir / "checkpoints" / "latest.pt"
     figures = training_figures(run_dir)
     figures.update(in_process(checkpoint, episodes, args.command))

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -78,3 +79,15 @@ def round_robin_medians(
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def train_in_process(task: str, run_dir: Path, flags: list[str], sets: list[str], log=None) -> None:
+    """``sdpg train --task task --out run_dir`` with ``flags`` and ``--set`` items, in a fresh
+    process (its output to ``log``, a file, or discarded)."""
+    command = [sys.executable, "-m", "sdpg_core.cli", "train", "--task", task]
+    command += ["--out", str(run_dir), "--no-progress", *flags]
+    for item in sets:
+        command += ["--set", item]
+    print("$", " ".join(command), flush=True)
+    output = subprocess.DEVNULL if log is None else log
+    subprocess.run(command, check=True, stdout=output, stderr=None if log is None else output)
