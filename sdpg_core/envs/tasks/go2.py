@@ -154,16 +154,14 @@ class Go2Walk(Task):
         """Base frame quantities: rotation, linear / angular velocity in the base frame, gravity."""
         rot = quat_to_mat(qpos[:, 3:7])
         linear = np.einsum("nji,nj->ni", rot, qvel[:, :3])  # R^T v: world -> base frame
-        return {
-            "rot": rot,
-            "lin": linear,
-            "ang": qvel[:, 3:6],
-            "gravity": projected_gravity(qpos[:, 3:7]),
-        }
+        return {"rot": rot, "lin": linear, "ang": qvel[:, 3:6], "gravity": -rot[:, 2, :]}
 
-    def _heights(self, qpos: np.ndarray, chains: list[Chain]) -> np.ndarray:
-        """Heights above the ground [n, 4] of a point per leg (feet or knees)."""
-        rot = quat_to_mat(qpos[:, 3:7])
+    def _heights(
+        self, qpos: np.ndarray, chains: list[Chain], rot: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Heights above the ground [n, 4] of a point per leg (feet or knees); ``rot``: the
+        base rotations [n, 3, 3] when already computed."""
+        rot = quat_to_mat(qpos[:, 3:7]) if rot is None else rot
         points = np.stack([c.position(qpos, qpos[:, :3], rot) for c in chains], axis=1)
         return points[..., 2] - self.ground(qpos, points[..., :2])
 
@@ -171,9 +169,9 @@ class Go2Walk(Task):
         """Ground height [n, k] under the points ``xy`` [n, k, 2] (flat: 0)."""
         return np.zeros(xy.shape[:-1])
 
-    def feet_contact(self, qpos: np.ndarray) -> np.ndarray:
+    def feet_contact(self, qpos: np.ndarray, rot: np.ndarray | None = None) -> np.ndarray:
         """Feet on the ground [n, 4] bool (foot centre within 5 mm of resting on it)."""
-        return self._heights(qpos, self.feet) < 0.022 + 0.005
+        return self._heights(qpos, self.feet, rot) < 0.022 + 0.005
 
     def observation(self, qpos, qvel, extras):
         """Privileged state (45 + 4 + 4): base height, base-frame linear and angular velocity,
@@ -202,12 +200,12 @@ class Go2Walk(Task):
         targets = np.clip(STAND + ACTION_SCALE * action, *self.limits.T)
         q, qd = qpos[:, self.qpos_cols], qvel[:, self.qvel_cols]
         torques = np.clip(KP * (targets - q) - KD * qd, -EFFORT, EFFORT)
-        contact = self.feet_contact(qpos)
+        contact = self.feet_contact(qpos, base["rot"])
         first_contact = contact & (extras[:, CONTACT] < 0.5)
         air = np.sum((extras[:, AIR_TIME] + DT - 0.5) * first_contact, axis=1)
         moving = np.linalg.norm(command[:, :2], axis=1) > 0.1
         lin_error = np.sum(np.square(command[:, :2] - base["lin"][:, :2]), axis=1)
-        knees_down = self._heights(qpos, self.knees) < 0.05
+        knees_down = self._heights(qpos, self.knees, base["rot"]) < 0.05
         terms = {
             "tracking_lin_vel": np.exp(-lin_error / 0.25),
             "tracking_ang_vel": 0.5 * np.exp(-np.square(command[:, 2] - base["ang"][:, 2]) / 0.25),
@@ -223,14 +221,14 @@ class Go2Walk(Task):
 
     def advance(self, qpos, qvel, extras, action):
         """After a control step: feet air time and contact, the last action, velocity sums."""
-        out = extras.copy()
-        contact = self.feet_contact(qpos)
+        out, base = extras.copy(), self._base(qpos, qvel)
+        contact = self.feet_contact(qpos, base["rot"])
         out[:, AIR_TIME] = np.where(contact, 0.0, extras[:, AIR_TIME] + DT)
         out[:, CONTACT] = contact
         out[:, LAST_ACTION] = action
         command = extras[:, COMMAND][:, :2]  # in the base frame, as the robot is commanded
         direction = command / np.maximum(np.linalg.norm(command, axis=1), 1e-9)[:, None]
-        along = np.sum(self._base(qpos, qvel)["lin"][:, :2] * direction, axis=1)
+        along = np.sum(base["lin"][:, :2] * direction, axis=1)
         out[:, VELOCITY_SUM] += np.stack([along, np.ones(len(qpos))], axis=1)
         return out
 
