@@ -14,8 +14,6 @@ Usage:
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e --run runs/ur5e --episodes 100
   python benchmarks/bench_robot.py --task go2_walk --robot go2 --command 0.5,0,0 --rate 50
   python benchmarks/bench_robot.py --smoke --out /tmp/bench   # a minute; for the tests
-Writes ``robots.<task>`` in <out>/summary.json (success_rate, iterations, minutes, cpu_s,
-ros_success_rate, ros_in_process_success_rate, latency_p99_ms, ...) and <out>/robots_<task>.json.
 """
 
 from __future__ import annotations
@@ -57,7 +55,8 @@ def in_process(checkpoint: Path, episodes: int, command: str) -> dict[str, float
 
     fixed = parse_command(command) if command else None
     result = evaluate(Policy.load(checkpoint), episodes, command=fixed)
-    return {"success_rate": result["success_rate"], "return_mean": result["return_mean"]}
+    keep = ("success_rate", "return_mean", "velocity_mean")  # velocity: walkers
+    return {key: result[key] for key in keep if key in result}
 
 
 def over_ros(
@@ -78,6 +77,7 @@ def over_ros(
         "ros_episodes": data["episodes"],
         "ros_rejected": data["rejected"],
         "ros_return_mean": sum(data["returns"]) / max(1, len(data["returns"])),
+        **{f"ros_{name}_mean": value for name, value in data["metrics"].items()},
     }
 
 

@@ -23,8 +23,9 @@ def evaluate(
     video: str | Path | None = None,
     command: tuple[float, ...] | None = None,
 ) -> dict[str, float]:
-    """Run ``episodes`` parallel episodes; return mean/std return and success rate.
-    ``command``: a command task's command in every episode (None: the config's)."""
+    """Run ``episodes`` parallel episodes; return mean/std return, success rate and the mean of
+    each of the task's episode metrics (``<name>_mean``). ``command``: a command task's command
+    in every episode (None: the config's)."""
     spec = policy.spec
     cfg = policy.cfg.env if command is None else replace(policy.cfg.env, command=tuple(command))
     env = make_env(spec.task, cfg, episodes, seed=seed)
@@ -33,6 +34,7 @@ def evaluate(
     returns = np.zeros(episodes)
     done = np.zeros(episodes, dtype=bool)
     success = np.zeros(episodes, dtype=bool)
+    metrics = {name: np.zeros(episodes) for name in env.task.metrics}
     try:
         obs = env.observe()
         while not done.all():
@@ -41,6 +43,8 @@ def evaluate(
             ended = (result.terminated | result.truncated) & ~done
             if spec.has_success:
                 success[ended] = result.info["success"][ended]
+            for name, values in metrics.items():
+                values[ended] = result.info["metrics"][name][ended]
             done |= ended
             obs = result.obs
             if writer:
@@ -52,6 +56,7 @@ def evaluate(
     out = {"return_mean": float(returns.mean()), "return_std": float(returns.std())}
     if spec.has_success:
         out["success_rate"] = float(success.mean())
+    out.update({f"{name}_mean": float(values.mean()) for name, values in metrics.items()})
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
@@ -58,6 +58,7 @@ class Episode:
     episode_return: float
     success: bool | None  # None for tasks without a success criterion
     steps: int
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's episode metrics
 
     def as_dict(self) -> dict:
         """Plain dict for reports and status messages."""
@@ -66,6 +67,7 @@ class Episode:
             "return": self.episode_return,
             "success": self.success,
             "steps": self.steps,
+            "metrics": dict(self.metrics),
         }
 
 
@@ -217,7 +219,8 @@ class SimRobot:
         if not (result.terminated[0] or result.truncated[0]):
             return None
         success = bool(result.info["success"][0]) if self.spec.has_success else None
-        episode = Episode(self.episode, self._return, success, int(self.env.steps[0]))
+        metrics = {k: float(v[0]) for k, v in result.info.get("metrics", {}).items()}
+        episode = Episode(self.episode, self._return, success, int(self.env.steps[0]), metrics)
         self.reset()
         return episode
 

@@ -199,9 +199,11 @@ def in_process_reference(
     policy = Policy.load(checkpoint)
     command = (cmd_vel or (0.0,) * policy.spec.command_dim) if policy.spec.command_dim else None
     result = evaluate(policy, episodes, seed, command=command)
+    means = {k[: -len("_mean")]: v for k, v in result.items() if k.endswith("_mean")}
     return {
         "in_process_success_rate": result.get("success_rate"),
         "in_process_return_mean": result["return_mean"],
+        "in_process_metrics": {k: v for k, v in means.items() if k != "return"},
     }
 
 

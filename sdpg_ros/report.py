@@ -23,6 +23,12 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float | int | None]:
     }
 
 
+def episode_metric_means(episodes: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean of each task metric (e.g. go2's ``velocity``) over the finished episodes."""
+    names = episodes[0].get("metrics", {}) if episodes else {}
+    return {name: float(np.mean([e["metrics"][name] for e in episodes])) for name in names}
+
+
 def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
     """Gather the counters of every node (by name), the sim's episodes, the bridge's latencies.
 
@@ -43,6 +49,7 @@ def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
         "success_rate": float(np.mean([e["success"] for e in episodes])) if episodes else None,
         "return_mean": float(np.mean([e["return"] for e in episodes])) if episodes else None,
         "returns": [float(e["return"]) for e in episodes],
+        "metrics": episode_metric_means(episodes),
         "latency_ms": latency_summary(latencies),
         "nodes": counts,
     }
@@ -64,6 +71,8 @@ def summary_line(report: dict[str, Any]) -> str:
         f"commands={report['commands']}",
         f"rejected={report['rejected']}",
     ]
+    parts += [f"ros_{name}={value:.3g}" for name, value in report.get("metrics", {}).items()]
+    parts += [f"in_process_{k}={v:.3g}" for k, v in report.get("in_process_metrics", {}).items()]
     reference = report.get("in_process_success_rate")
     if reference is not None and success is not None:
         parts.append(f"in_process_success={reference:.0%} gap={100 * (success - reference):+.0f}pt")

@@ -84,6 +84,7 @@ def task_status(task: str, episode: Episode) -> DiagnosticStatus:
         "return": f"{episode.episode_return:.6g}",
         "success": "true" if episode.success else "false",
         "steps": str(episode.steps),
+        **{name: f"{value:.6g}" for name, value in episode.metrics.items()},
     }
     return DiagnosticStatus(
         level=DiagnosticStatus.OK,

@@ -104,6 +104,7 @@ def test_feet_air_time_and_velocity_sums_advance_with_the_steps():
         extras = task.advance(qpos, qvel, extras, np.zeros((1, 12)))
     np.testing.assert_allclose(extras[0, 15:19], 0.3)
     np.testing.assert_allclose(extras[0, 23:25], [15 * 0.45, 15])
+    np.testing.assert_allclose(task.episode_metrics(qpos, qvel, extras)["velocity"], [0.45])
     assert task.success(qpos, qvel, extras)[0]  # 0.45 within 20% of 0.5
     extras[0, 23] = 15 * 0.39
     assert not task.success(qpos, qvel, extras)[0]
@@ -189,3 +190,28 @@ def test_the_depth_camera_renders_at_10_hz_and_holds_frames_in_between():
         assert not np.array_equal(frames[step], frames[step - 1])
         np.testing.assert_array_equal(frames[step][0], frames[step - 1][1])  # the stack shifted
     env.close()
+
+
+def test_evaluation_and_the_sim_report_the_mean_velocity_along_the_command():
+    """Standing under a 0.5 m/s command: ``sdpg eval``'s velocity_mean and a SimRobot episode's
+    ``velocity`` metric are the same mean of the velocity along the command, near zero."""
+    from sdpg_core.evaluate import evaluate
+
+    env = make_env("go2_walk", EnvConfig(episode_steps=50), 1)
+    env.close()
+
+    class Standing:  # zero actions: the PD targets are the standing pose
+        cfg, spec = type("Cfg", (), {"env": EnvConfig(episode_steps=50)})(), env.spec
+
+        def act(self, obs):
+            return np.zeros((len(obs["state"]), 12), dtype=np.float32)
+
+    result = evaluate(Standing(), 2, command=(0.5, 0.0, 0.0))
+    assert abs(result["velocity_mean"]) < 0.05 and result["success_rate"] == 0.0
+    robot = SimRobot("go2_walk", seed=12345, episode_steps=50)
+    robot.set_task_command(np.array([0.5, 0.0, 0.0]))
+    episode = None
+    while episode is None:
+        episode = robot.step()
+    assert set(episode.metrics) == {"velocity"} and abs(episode.metrics["velocity"]) < 0.05
+    assert episode.as_dict()["metrics"] == episode.metrics

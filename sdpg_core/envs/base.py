@@ -19,7 +19,9 @@ depth frame: ``EnvSpec.image``), H = W = image size.
 - ``info``: ``"reward_terms"`` {name: float32 [N]} (their sum is the reward) and, for tasks
   that define it, ``"success"`` bool [N], the episode's verdict (read it when the episode
   ends): the task's success condition held on at least half of the episode's last
-  ``Task.success_window`` control steps (a settled reach, not a one-step snapshot).
+  ``Task.success_window`` control steps (a settled reach, not a one-step snapshot); for tasks
+  with ``Task.metrics``, ``"metrics"`` {name: float [N]}, each episode's figures so far (read
+  them when it ends; e.g. a walker's mean velocity along its command).
 """
 
 from __future__ import annotations

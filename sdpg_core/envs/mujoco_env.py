@@ -185,6 +185,8 @@ class MujocoBatchEnv(BatchedEnv):
         info = {"reward_terms": terms, "nonfinite": broken}
         if self.task.has_success:
             info["success"] = self._judge_success(qpos, qvel, broken)
+        if self.task.metrics:
+            info["metrics"] = self.task.episode_metrics(qpos, qvel, self.extras)
         self._render_step()
         truncated = (self.steps >= self.episode_steps) & ~terminated
         return StepResult(self.observe(), reward, terminated, truncated, info)

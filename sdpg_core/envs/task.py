@@ -58,6 +58,7 @@ class Task(abc.ABC):
     has_success: bool = False
     success_window: int = 1  # control steps at the episode's end over which success is judged
     reward_terms: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()  # named per-episode figures (``episode_metrics``)
     proprio: bool = False  # the actor also sees joint positions, velocities and its last action
     default_pose: tuple[float, ...] = ()  # actuated joints; proprio positions are relative to it
     velocity_scale: float = 0.1  # proprio joint velocities are scaled by it
@@ -139,6 +140,12 @@ class Task(abc.ABC):
     def success(self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray) -> np.ndarray:
         """Success flags, bool [n], for tasks with ``has_success``."""
         return np.zeros(len(qpos), dtype=bool)
+
+    def episode_metrics(
+        self, qpos: np.ndarray, qvel: np.ndarray, extras: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The ``metrics`` of each env's episode so far, {name: float [n]} (read at its end)."""
+        return {}
 
     def prepare_render(self, data: mujoco.MjData, extras: np.ndarray) -> None:
         """Show task extras (e.g. a target) in ``data`` before rendering one env."""

@@ -38,3 +38,18 @@ def test_report_counts_success_and_gap():
     report["in_process_success_rate"] = 0.75
     line = summary_line(report)
     assert "ros_success=50%" in line and "gap=-25pt" in line
+
+
+def test_report_averages_the_task_metrics_of_the_episodes():
+    """A walker's per-episode ``velocity`` is averaged over ROS and printed beside in-process."""
+    episodes = [
+        {"return": 1.0, "success": True, "metrics": {"velocity": 0.5}},
+        {"return": 2.0, "success": False, "metrics": {"velocity": 0.3}},
+    ]
+    report = deploy_report({"sim_backend": SimpleNamespace(episodes=episodes)}, 1.0)
+    assert report["metrics"] == {"velocity": pytest.approx(0.4)}
+    report["in_process_metrics"] = {"velocity": 0.45}
+    line = summary_line(report)
+    assert "ros_velocity=0.4" in line and "in_process_velocity=0.45" in line
+    no_metrics = deploy_report({"sim_backend": SimpleNamespace(episodes=episodes[:0])}, 1.0)
+    assert no_metrics["metrics"] == {}

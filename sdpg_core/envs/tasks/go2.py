@@ -58,6 +58,7 @@ class Go2Walk(Task):
         "feet_air_time",
         "collision",
     )
+    metrics = ("velocity",)
     proprio = True
     imu = True  # the proprio group starts with the IMU (angular velocity, gravity direction)
     command_dim = 3  # then the velocity command (vx, vy, yaw rate)
@@ -237,9 +238,14 @@ class Go2Walk(Task):
         height = qpos[:, 2] - self.ground(qpos, qpos[:, None, :2])[:, 0]
         return (height < 0.18) | (projected_gravity(qpos[:, 3:7])[:, 2] > -0.5)
 
+    def episode_metrics(self, qpos, qvel, extras):
+        """``velocity``: the mean velocity along the command's direction so far (m/s)."""
+        total, steps = extras[:, VELOCITY_SUM].T
+        return {"velocity": total / np.maximum(steps, 1)}
+
     def success(self, qpos, qvel, extras):
         """Mean velocity along the command's direction within 20% of its speed (no fall: the
         episode reached its end)."""
-        total, steps = extras[:, VELOCITY_SUM].T
         speed = np.linalg.norm(extras[:, COMMAND][:, :2], axis=1)
-        return np.abs(total / np.maximum(steps, 1) - speed) <= 0.2 * np.maximum(speed, 0.1)
+        velocity = self.episode_metrics(qpos, qvel, extras)["velocity"]
+        return np.abs(velocity - speed) <= 0.2 * np.maximum(speed, 0.1)
