@@ -23,10 +23,10 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def episode_metric_means(episodes: list[dict[str, Any]]) -> dict[str, float]:
-    """Mean of each task metric (e.g. go2's ``velocity``) over the finished episodes."""
+def episode_metrics(episodes: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each task metric (e.g. go2's ``velocity``) of every finished episode, in order."""
     names = episodes[0].get("metrics", {}) if episodes else {}
-    return {name: float(np.mean([e["metrics"][name] for e in episodes])) for name in names}
+    return {name: [float(e["metrics"][name]) for e in episodes] for name in names}
 
 
 def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
@@ -49,7 +49,8 @@ def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
         "success_rate": float(np.mean([e["success"] for e in episodes])) if episodes else None,
         "return_mean": float(np.mean([e["return"] for e in episodes])) if episodes else None,
         "returns": [float(e["return"]) for e in episodes],
-        "metrics": episode_metric_means(episodes),
+        "episode_metrics": episode_metrics(episodes),
+        "metrics": {k: float(np.mean(v)) for k, v in episode_metrics(episodes).items()},
         "latency_ms": latency_summary(latencies),
         "nodes": counts,
     }

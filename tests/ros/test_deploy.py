@@ -275,6 +275,26 @@ def test_a_depth_policy_at_10_hz_acts_at_50_hz_over_ros_as_in_process(tmp_path):
     )
 
 
+WALKER = TRAINED.parent / "go2_walk.pt"  # see test_a_walking_policy_moves_the_quadruped_forward
+
+
+def test_a_walking_policy_moves_the_quadruped_forward_over_ros(tmp_path):
+    """A trained go2_walk policy (tests/data; docs/experiments/go2.md says how it was made) under
+    cmd_vel 0.5 m/s: over ROS the quadruped stands up, then walks forward without a fall; after
+    the first episode (the stand-up) at the speed of the same loop without ROS (within 20%)."""
+    report = deploy_go2(WALKER, tmp_path, episodes=3, steps=250, command="0.5,0,0")
+    twin = go2_twin(WALKER, 3, seed=0, steps=250, command=np.array([0.5, 0.0, 0.0]))
+    assert report["episodes"] >= 3 and report["rejected"] <= 2, report["nodes"]
+    assert all(e.steps == 250 and e.metrics["velocity"] >= 0.35 for e in twin)  # walks
+    velocity = report["episode_metrics"]["velocity"]
+    assert min(velocity[:3]) > 0.1, velocity  # forward in every episode, the stand-up's too
+    expected = [e.metrics["velocity"] for e in twin[1:3]]
+    np.testing.assert_allclose(velocity[1:3], expected, rtol=0.2)
+    np.testing.assert_allclose(
+        report["returns"][1:3], [e.episode_return for e in twin[1:3]], rtol=0.2
+    )
+
+
 class StandStill:
     """A policy that never moves (zero joint deltas): the baseline the arm must beat."""
 

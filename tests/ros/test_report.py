@@ -48,6 +48,7 @@ def test_report_averages_the_task_metrics_of_the_episodes():
     ]
     report = deploy_report({"sim_backend": SimpleNamespace(episodes=episodes)}, 1.0)
     assert report["metrics"] == {"velocity": pytest.approx(0.4)}
+    assert report["episode_metrics"] == {"velocity": [0.5, 0.3]}
     report["in_process_metrics"] = {"velocity": 0.45}
     line = summary_line(report)
     assert "ros_velocity=0.4" in line and "in_process_velocity=0.45" in line
