@@ -87,7 +87,9 @@ class SDPGConfig(Section):
     top_k: int = 0  # 0: use every perturbation
     antithetic: bool = False  # auxiliaries in mirrored noise pairs (eps, -eps)
     # every_step (paper): auxiliaries perturb every step; one_step: auxiliary j perturbs only
-    # step (j - 1) % T and replays its nominal exactly otherwise (needs P a multiple of T)
+    # step (j - 1) % T and replays its nominal exactly otherwise (needs P a multiple of T;
+    # with antithetic, the pair (2k-1, 2k) perturbs step (k - 1) % T by eps and -eps: P a
+    # multiple of 2T)
     perturbation: str = "every_step"
     fixed_sigma: float = 0.0  # > 0: exploration std fixed to this value (no log_sigma learning)
     reward_scale: float = 1.0
@@ -333,13 +335,14 @@ def _distill_checks(distill: DistillConfig) -> dict[str, bool]:
 def _check_algo(cfg: Config) -> None:
     """``run.algo`` names an algorithm; distillation names its teacher; one-step layout fits."""
     hp = cfg.sdpg
+    per_step = 2 if hp.antithetic else 1  # antithetic: a pair (eps, -eps) per step
     if hp.perturbation == "one_step" and (
-        hp.num_perturbations == 0 or hp.num_perturbations % hp.horizon or hp.top_k or hp.antithetic
+        hp.num_perturbations == 0 or hp.num_perturbations % (per_step * hp.horizon) or hp.top_k
     ):
         raise ConfigError(
             "sdpg.perturbation=one_step needs sdpg.num_perturbations a positive multiple of "
-            f"sdpg.horizon (got {hp.num_perturbations} and {hp.horizon}), top_k 0 and "
-            "antithetic false"
+            f"{'2 x ' if hp.antithetic else ''}sdpg.horizon (got {hp.num_perturbations} and "
+            f"{hp.horizon}; antithetic: a pair per step) and top_k 0"
         )
     if cfg.run.algo not in ALGOS:
         raise ConfigError(f"run.algo: {cfg.run.algo!r} is not one of {', '.join(ALGOS)}")

@@ -148,6 +148,8 @@ def test_antithetic_pairs_cancel_even_order_terms():
 def test_one_step_mask_gives_each_auxiliary_one_step():
     mask = sdpg.one_step_mask(5, 2)  # G = 5 (P = 4), T = 2: aux 1, 3 at t = 0; aux 2, 4 at t = 1
     assert mask.tolist() == [[False, True, False, True, False], [False, False, True, False, True]]
+    paired = sdpg.one_step_mask(5, 2, paired=True)  # pairs (1, 2) at t = 0, (3, 4) at t = 1
+    assert paired.tolist() == [[False, True, True, False, False], [False, False, False, True, True]]
 
 
 def test_one_step_noise_only_on_active_members():

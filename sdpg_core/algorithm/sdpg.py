@@ -40,15 +40,18 @@ def perturbation_noise(
     return noise.reshape(num_nominal * group_size, action_dim)
 
 
-def one_step_mask(group_size: int, horizon: int) -> torch.Tensor:
-    """[T, G] bool for ``one_step`` perturbations: auxiliary j perturbs step (j - 1) % T only.
+def one_step_mask(group_size: int, horizon: int, paired: bool = False) -> torch.Tensor:
+    """[T, G] bool for ``one_step`` perturbations: auxiliary j perturbs step (j - 1) % T only;
+    ``paired``: the antithetic pair j = 2k-1, 2k perturbs step (k - 1) % T (a central
+    difference: the pair's noises are eps and -eps, ``perturbation_noise``).
 
     Before its step an auxiliary repeats its nominal exactly, so its delta-J at that step
     carries no divergence from earlier noise: a clean finite difference of one action.
     """
     members = torch.arange(group_size)
+    slot = (members - 1) // 2 if paired else members - 1
     steps = torch.arange(horizon)[:, None]
-    return (members > 0) & ((members - 1) % horizon == steps)
+    return (members > 0) & (slot % horizon == steps)
 
 
 def delta_j(returns: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ class SDPGLearner(nn.Module):
         self.normalizer = RunningNormalizer(spec.state_dim)
         hp = cfg.sdpg
         self.active = (  # [T, G] perturbed group members per step (CPU); None: all auxiliaries
-            sdpg.one_step_mask(hp.num_perturbations + 1, hp.horizon)
+            sdpg.one_step_mask(hp.num_perturbations + 1, hp.horizon, hp.antithetic)
             if hp.perturbation == "one_step"
             else None
         )
