@@ -4,15 +4,17 @@
    run of it), in a fresh process; iterations, minutes and CPU seconds from the run.
 2. The final policy (``latest.pt``) on ``--episodes`` seeded episodes in-process (``sdpg eval``'s
    episodes): the success rate.
-3. ``sdpg-ros deploy --backend sim --robot R --compare`` on the same episodes: success over ROS
-   and, beside it, in-process on exactly those episodes.
+3. ``sdpg-ros deploy --backend sim --robot R --compare`` on the same episodes (or the first
+   ``--ros-episodes``: over ROS the sim runs in real time): success (walkers: mean velocity
+   along the command) over ROS and, beside it, in-process on exactly those episodes.
 4. Camera-to-command latency of the same policy at the camera rate with the camera in another
    process (``bench_ros_latency.run_rate``).
 
 Usage:
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e --run runs/ur5e --episodes 100
-  python benchmarks/bench_robot.py --task go2_walk --robot go2 --command 0.5,0,0 --rate 50
+  python benchmarks/bench_robot.py --task go2_walk --robot go2 --command 0.5,0,0 --rate 50 \
+      --ros-episodes 20
   python benchmarks/bench_robot.py --smoke --out /tmp/bench   # a minute; for the tests
 """
 
@@ -78,6 +80,7 @@ def over_ros(
         "ros_rejected": data["rejected"],
         "ros_return_mean": sum(data["returns"]) / max(1, len(data["returns"])),
         **{f"ros_{name}_mean": value for name, value in data["metrics"].items()},
+        **{f"ros_in_process_{k}_mean": v for k, v in data.get("in_process_metrics", {}).items()},
     }
 
 
@@ -90,6 +93,10 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/bench"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument(
+        "--ros-episodes", type=int, help="over ROS: the first this many (default: all)"
+    )
+    parser.add_argument("--key", help="summary.json entry robots.<key> (default: the task)")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--frames", type=int, default=3000, help="latency: frames sent")
     parser.add_argument("--command", default="", help="command tasks: fixed 'vx,vy,wz'")
@@ -99,6 +106,7 @@ def main() -> int:
     iterations = 2 if args.smoke else None
     sets = [*SMOKE, *args.set] if args.smoke else args.set
     episodes, frames = (2, 30) if args.smoke else (args.episodes, args.frames)
+    ros_episodes = min(episodes, args.ros_episodes or episodes)
     run_dir = args.run or args.runs / args.task
     if args.run is None:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +123,7 @@ def main() -> int:
     episode_s = spec["episode_steps"] * spec["control_dt"]
     with tempfile.TemporaryDirectory() as tmp:
         figures.update(
-            over_ros(checkpoint, args.robot, episodes, episode_s, Path(tmp), args.command)
+            over_ros(checkpoint, args.robot, ros_episodes, episode_s, Path(tmp), args.command)
         )
         size = spec["pixel_shape"][1] if spec["pixel_shape"] else 64
         latency = run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot)
@@ -123,7 +131,7 @@ def main() -> int:
     figures |= {"latency_rate_hz": args.rate, "latency_frames": latency["frames_sent"]}
     figures["latency_dropped_frames"] = latency["dropped_frames"]
     print(json.dumps(figures, indent=2))
-    write_results(args.out, "robots", figures, key=args.task)
+    write_results(args.out, "robots", figures, key=args.key or args.task)
     return 0
 
 
