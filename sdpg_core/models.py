@@ -7,7 +7,7 @@ from torch import nn
 
 from sdpg_core.config import ModelConfig
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import ActorObs
+from sdpg_core.obs_tensors import ActorObs
 
 
 def resolve_device(name: str) -> torch.device:

@@ -19,14 +19,8 @@ from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec
 from sdpg_core.models import Actor, resolve_device
-from sdpg_core.obs import (
-    ActorObs,
-    FrameStack,
-    RunningNormalizer,
-    prepare_depth,
-    prepare_image,
-    proprio,
-)
+from sdpg_core.obs import FrameStack, prepare_depth, prepare_image, proprio
+from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
 
 POLICY_PARTS = ("config", "spec", "actor", "normalizer")
 

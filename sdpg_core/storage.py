@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import ActorObs
+from sdpg_core.obs_tensors import ActorObs
 
 
 @dataclass

@@ -8,7 +8,8 @@ from sdpg_core.config import EnvConfig, resolve
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor
-from sdpg_core.obs import RunningNormalizer, depth_frame, prepare_depth
+from sdpg_core.obs import depth_frame, prepare_depth
+from sdpg_core.obs_tensors import RunningNormalizer
 from sdpg_core.policy import Policy
 from sdpg_core.sim import SimRobot
 

@@ -10,7 +10,7 @@ from sdpg_core import checkpoint
 from sdpg_core.cli import main
 from sdpg_core.config import ConfigError, resolve
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import ActorObs
+from sdpg_core.obs_tensors import ActorObs
 from sdpg_core.policy import Policy
 from sdpg_core.session import TrainingSession
 from sdpg_core.trainers.distill import DistillTrainer, ReplayBuffer, Teacher

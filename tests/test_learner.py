@@ -5,7 +5,7 @@ import torch
 
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs_tensors import RunningNormalizer
 from sdpg_core.storage import RolloutStorage
 from sdpg_core.trainers.sdpg_learner import SDPGLearner
 

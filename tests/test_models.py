@@ -6,7 +6,7 @@ import torch
 from sdpg_core.config import ModelConfig
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, PixelEncoder, SpatialSoftmax
-from sdpg_core.obs import ActorObs
+from sdpg_core.obs_tensors import ActorObs
 
 
 def test_spatial_softmax_finds_a_peak():

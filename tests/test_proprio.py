@@ -9,7 +9,8 @@ from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.joint_history import JointHistory
 from sdpg_core.models import Actor
-from sdpg_core.obs import RunningNormalizer, proprio
+from sdpg_core.obs import proprio
+from sdpg_core.obs_tensors import RunningNormalizer
 from sdpg_core.policy import Policy
 from sdpg_core.safety import measured_by_name
 

@@ -27,7 +27,7 @@ from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor, Critic
-from sdpg_core.obs import ActorObs, RunningNormalizer
+from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
 from sdpg_core.policy import actor_input
 from sdpg_core.trainers.base import EpisodeTracker, TrainerBase
 

@@ -16,7 +16,7 @@ from sdpg_core.algorithm import sdpg
 from sdpg_core.config import Config
 from sdpg_core.envs.base import StepResult
 from sdpg_core.envs.registry import make_env
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs_tensors import RunningNormalizer
 from sdpg_core.policy import actor_input
 from sdpg_core.storage import RolloutStorage
 from sdpg_core.trainers.base import EpisodeTracker, TrainerBase

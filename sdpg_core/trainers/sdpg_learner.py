@@ -14,7 +14,7 @@ from sdpg_core.algorithm.returns import compute_returns, td_lambda
 from sdpg_core.config import Config
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, Critic
-from sdpg_core.obs import ActorObs, RunningNormalizer
+from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
 from sdpg_core.storage import RolloutStorage
 
 

@@ -14,7 +14,7 @@ from sdpg_core import checkpoint
 from sdpg_core.config import resolve
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor
-from sdpg_core.obs import RunningNormalizer
+from sdpg_core.obs_tensors import RunningNormalizer
 
 TINY_MODEL = [
     "model.encoder_channels=4",
