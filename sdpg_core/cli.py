@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a deploy-only policy file from a checkpoint")
     export.add_argument("--checkpoint", required=True)
     export.add_argument("--out", required=True)
+    export.add_argument(
+        "--format",
+        default="pt",
+        choices=("pt", "onnx", "torchscript"),
+        help="pt: a deploy-only checkpoint (sdpg eval, policy_node); onnx / torchscript: one "
+        "portable graph with the IO contract as metadata",
+    )
     resume = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     resume.add_argument("run_dir")
     resume.add_argument("--device")
@@ -187,10 +194,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Keep actor, normaliser, config and spec: what policy_node and ``sdpg eval`` need."""
+    """``pt``: keep actor, normaliser, config and spec (what policy_node and ``sdpg eval``
+    need); ``onnx`` / ``torchscript``: a portable graph (``sdpg_core.export``)."""
     from sdpg_core.checkpoint import export_policy
 
-    print(export_policy(args.checkpoint, args.out))
+    if args.format == "pt":
+        print(export_policy(args.checkpoint, args.out))
+        return 0
+    from sdpg_core.export import export
+    from sdpg_core.policy import Policy
+
+    print(export(Policy.load(args.checkpoint), args.out, args.format))
     return 0
 
 
