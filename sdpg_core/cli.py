@@ -183,11 +183,11 @@ def command_values(text: str) -> tuple[float, ...]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a checkpoint and print JSON."""
+    """Evaluate a checkpoint (or an exported .onnx policy) and print JSON."""
     from sdpg_core.evaluate import evaluate
-    from sdpg_core.policy import Policy
+    from sdpg_core.policy import load_policy
 
-    policy = Policy.load(args.checkpoint, args.device)
+    policy = load_policy(args.checkpoint, args.device)
     result = evaluate(policy, args.episodes, video=args.video, command=args.task_command)
     print(json.dumps({"task": policy.spec.task, **result}))
     return 0

@@ -11,13 +11,13 @@ import numpy as np
 
 from sdpg_core.envs.base import EVAL_SEED, episode_seed
 from sdpg_core.envs.registry import make_env
-from sdpg_core.policy import Policy
+from sdpg_core.stream import StreamingPolicy
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 def evaluate(
-    policy: Policy,
+    policy: StreamingPolicy,
     episodes: int,
     seed: int = EVAL_SEED,
     video: str | Path | None = None,

@@ -18,7 +18,7 @@ from torch import nn
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.obs import ANGULAR_VELOCITY_SCALE, COMMAND_SCALE
 from sdpg_core.obs_tensors import ActorObs
-from sdpg_core.onnx_policy import CONTRACT_KEY, SPEC_KEY
+from sdpg_core.onnx_policy import CONFIG_KEY, CONTRACT_KEY, SPEC_KEY
 from sdpg_core.policy import Policy
 
 FORMATS = ("onnx", "torchscript")
@@ -147,6 +147,7 @@ def export(policy: Policy, out: str | Path, fmt: str) -> Path:
     meta = {
         SPEC_KEY: json.dumps(policy.spec.to_dict()),
         CONTRACT_KEY: json.dumps(io_contract(policy.spec)),
+        CONFIG_KEY: json.dumps(policy.cfg.to_dict()),
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

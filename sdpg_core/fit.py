@@ -13,6 +13,7 @@ from sdpg_core import checkpoint
 from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
+from sdpg_core.onnx_policy import is_onnx, open_session, read_contract
 from sdpg_core.robot import RobotConfig
 
 
@@ -32,7 +33,11 @@ def checkpoint_spec(data: dict[str, Any], source: str | Path) -> EnvSpec:
 
 
 def read_metadata(path: str | Path) -> tuple[Config, EnvSpec]:
-    """The config and env spec of a checkpoint file (no tensor read, no torch)."""
+    """The config and env spec of a checkpoint file or an exported ``.onnx`` policy (no tensor
+    read, no torch)."""
+    if is_onnx(path):
+        data = read_contract(open_session(path), path)
+        return from_dict(data["config"], f"{path}: config"), checkpoint_spec(data, path)
     data = checkpoint.read_header(path)
     checkpoint.require_keys(data, ("config", "spec"), path, "a policy checkpoint")
     return from_dict(data["config"], f"{path}: config"), checkpoint_spec(data, path)

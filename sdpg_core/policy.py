@@ -20,6 +20,7 @@ from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec
 from sdpg_core.models import Actor, resolve_device
 from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
+from sdpg_core.onnx_policy import OnnxPolicy, is_onnx
 from sdpg_core.stream import StreamingPolicy
 
 POLICY_PARTS = ("config", "spec", "actor", "normalizer")
@@ -59,6 +60,12 @@ def actor_input(
         return ActorObs(pixels, torch.from_numpy(obs["proprio"]).to(device))
     state = torch.from_numpy(obs["state"]).to(device)
     return ActorObs(normalizer(state).float())
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> StreamingPolicy:
+    """A checkpoint's ``Policy`` (torch on ``device``) or an exported ``.onnx`` file's
+    ``OnnxPolicy`` (onnxruntime on the CPU)."""
+    return OnnxPolicy.load(path) if is_onnx(path) else Policy.load(path, device)
 
 
 class Policy(StreamingPolicy):

@@ -192,11 +192,11 @@ def in_process_reference(
     """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count; a
     command task follows the session's command, zero without one, as the sim does)."""
     from sdpg_core.evaluate import evaluate
-    from sdpg_core.policy import Policy
+    from sdpg_core.policy import load_policy
 
     if episodes == 0:
         return {}
-    policy = Policy.load(checkpoint)
+    policy = load_policy(checkpoint)
     command = (cmd_vel or (0.0,) * policy.spec.command_dim) if policy.spec.command_dim else None
     result = evaluate(policy, episodes, seed, command=command)
     means = {k[: -len("_mean")]: v for k, v in result.items() if k.endswith("_mean")}

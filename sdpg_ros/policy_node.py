@@ -1,8 +1,10 @@
 """``policy_node``: camera images in, normalised deterministic actions out (``policy/action``).
 
-Inference runs the training code's frame stack and normalisation (``Policy.act_image``) on its
-own thread, fed the newest frame by the image callback, so the executor never waits on torch
-(and a slow policy skips frames, counted as ``superseded``, instead of acting on old ones).
+Inference runs the training code's frame stack and normalisation (``StreamingPolicy``) on its
+own thread, fed the newest frame by the image callback, so the executor never waits on the
+network (and a slow policy skips frames, counted as ``superseded``, instead of acting on old
+ones). The policy is a checkpoint (torch) or an exported ``.onnx`` file (``sdpg export
+--format onnx``), run by onnxruntime without importing torch.
 A frame of any size is centre-cropped to the training aspect ratio and area-resized to the
 training size (``sdpg_core.obs.prepare_image``). Every bad input (encoding, implausible size,
 truncated data, stamp too old or in the future, non-finite output) is counted under
@@ -54,9 +56,9 @@ from sdpg_core import checkpoint as checkpoint_file
 from sdpg_core.config import ConfigError
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec, robot_misfit, swap_misfit
-from sdpg_core.models import resolve_device
-from sdpg_core.policy import Policy, nonfinite_weights
+from sdpg_core.onnx_policy import OnnxPolicy, is_onnx
 from sdpg_core.robot import RobotConfig, load_robot
+from sdpg_core.stream import StreamingPolicy
 from sdpg_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -124,7 +126,7 @@ class PolicyNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._declare_parameters()
         self.counters = Counters(self)
-        self.policy: Policy | None = None
+        self.policy: StreamingPolicy | None = None
         if self.checkpoint:
             try:
                 self.policy = self.load(self.checkpoint)
@@ -171,7 +173,9 @@ class PolicyNode(Node):
 
     def _declare_parameters(self) -> None:
         """Declare, read and validate the parameters (ParameterError names the bad one)."""
-        self.checkpoint = declare(self, "checkpoint", "", "policy checkpoint file (.pt)")
+        self.checkpoint = declare(
+            self, "checkpoint", "", "policy file: a checkpoint (.pt) or sdpg export's .onnx"
+        )
         self.device = declare(self, "device", "cpu", "torch device: cpu or cuda[:i]")
         self.robot_name = declare(
             self, "robot", "", "robot whose sim task and joints a checkpoint must match ('' = any)"
@@ -219,10 +223,13 @@ class PolicyNode(Node):
             "checkpoint",
             "a checkpoint path is required (or hot_reload with a checkpoint_topic to wait on)",
         )
-        try:
-            resolve_device(self.device)
-        except (RuntimeError, ValueError) as err:
-            raise ParameterError(f"parameter 'device': {err}") from err
+        if self.device != "cpu":  # torch only for another device: an ONNX policy runs without it
+            from sdpg_core.models import resolve_device
+
+            try:
+                resolve_device(self.device)
+            except (RuntimeError, ValueError) as err:
+                raise ParameterError(f"parameter 'device': {err}") from err
         self.robot: RobotConfig | None = None
         if self.robot_name:
             try:
@@ -341,7 +348,9 @@ class PolicyNode(Node):
         self.action_pub.publish(out)
         self.counters.add("actions")
 
-    def _action(self, policy: Policy, item: Image | int, stamp_ns: int) -> np.ndarray | None:
+    def _action(
+        self, policy: StreamingPolicy, item: Image | int, stamp_ns: int
+    ) -> np.ndarray | None:
         """The policy's action for ``item`` (lock held), or None (counted)."""
         spec, tick = policy.spec, isinstance(item, int)
         if spec.obs_mode == "proprio" and not tick:
@@ -373,7 +382,7 @@ class PolicyNode(Node):
         self.inference_ms = (time.perf_counter() - start) * 1e3
         return action
 
-    def _held_frame_problem(self, policy: Policy, stamp_ns: int) -> tuple[str, str] | None:
+    def _held_frame_problem(self, policy: StreamingPolicy, stamp_ns: int) -> tuple[str, str] | None:
         """Why the held frames cannot be used at a tick: none yet, or older than a camera
         period plus ``max_image_age_ms``."""
         if policy.stream is None or self._frame_ns is None:
@@ -384,7 +393,7 @@ class PolicyNode(Node):
             return "stale", f"newest frame {age_ms:.0f} ms before the tick"
         return None
 
-    def _image(self, msg: Image, policy: Policy) -> np.ndarray | None:
+    def _image(self, msg: Image, policy: StreamingPolicy) -> np.ndarray | None:
         """The message as the policy's kind of image (RGB or depth), or None (counted)."""
         try:
             image = to_numpy(msg, kind=policy.spec.image)
@@ -394,7 +403,7 @@ class PolicyNode(Node):
         self._note_size(policy, image.shape[:2])
         return image
 
-    def _note_size(self, policy: Policy, size: tuple[int, int]) -> None:
+    def _note_size(self, policy: StreamingPolicy, size: tuple[int, int]) -> None:
         """Count frames not of the training size; log each new camera size once."""
         trained = tuple(policy.spec.pixel_shape[1:])
         if size == trained:
@@ -412,7 +421,7 @@ class PolicyNode(Node):
         with self._lock:
             self._restart_ns = stamp_to_ns(msg.stamp)
 
-    def _maybe_restart(self, policy: Policy, stamp_ns: int) -> None:
+    def _maybe_restart(self, policy: StreamingPolicy, stamp_ns: int) -> None:
         """Drop the frame history at the first frame of a new episode (lock held)."""
         if self._restart_ns is not None and stamp_ns >= self._restart_ns:
             policy.reset_stream()
@@ -430,11 +439,33 @@ class PolicyNode(Node):
         running = self.policy
         return swap_misfit(spec, running.spec) if running is not None else None
 
-    def load(self, path: str) -> Policy:
-        """Read ``path``, check its spec and weights, then build and warm up the policy.
+    def load(self, path: str) -> StreamingPolicy:
+        """Read ``path`` (a checkpoint, or an exported ``.onnx`` run by onnxruntime without
+        torch), check its spec, then build and warm up the policy.
 
         Raises Refused; the checks run before any network is built, so a misfit is refused
         in milliseconds whatever size of network it declares."""
+        policy = self._onnx_policy(path) if is_onnx(path) else self._torch_policy(path)
+        try:
+            policy.warm_up()
+        except Exception as err:  # a network that builds but cannot run on a frame
+            raise Refused("build", f"{path}: cannot run the policy: {err}") from err
+        return policy
+
+    def _onnx_policy(self, path: str) -> StreamingPolicy:
+        """An exported ONNX policy whose IO contract fits the robot and the running policy."""
+        try:
+            policy = OnnxPolicy.load(path)
+        except ValueError as err:
+            raise Refused("unreadable", str(err)) from err
+        if found := self.misfit(policy.spec):
+            raise Refused(found.reason, f"{path}: {found.message}")
+        return policy
+
+    def _torch_policy(self, path: str) -> StreamingPolicy:
+        """A checkpoint's policy (torch, imported on first use), its spec and weights checked."""
+        from sdpg_core.policy import Policy, nonfinite_weights
+
         try:
             data = checkpoint_file.load(path)
             spec = checkpoint_spec(data, path)
@@ -444,13 +475,9 @@ class PolicyNode(Node):
         if found:
             raise Refused(found.reason, f"{path}: {found.message}")
         try:
-            policy = Policy.from_checkpoint(data, path, self.device)
-            policy.warm_up()
+            return Policy.from_checkpoint(data, path, self.device)
         except ValueError as err:  # from_checkpoint names the file and what does not fit
             raise Refused("build", str(err)) from err
-        except Exception as err:  # a network that builds but cannot run on a frame
-            raise Refused("build", f"{path}: cannot run the policy: {err}") from err
-        return policy
 
     def _start_hot_reload(self) -> None:
         """The loader thread and the reload interfaces: ``~/reload``, ``checkpoint_topic``."""
