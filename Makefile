@@ -9,7 +9,8 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling \
-	bench-throughput bench-learning bench-ppo-sweep bench-reliability bench-robots venv clean
+	bench-throughput bench-learning bench-ppo-sweep bench-reliability bench-robots bench-export \
+	venv clean
 
 venv: $(STAMP)
 
@@ -69,6 +70,10 @@ bench-reliability: $(STAMP)
 bench-learning: $(STAMP)
 	$(BIN)/python benchmarks/bench_learning.py --task reacher --seeds 0 1 2 --minutes 10 --eval-interval sdpg=12
 	$(BIN)/python benchmarks/bench_learning.py --task ur5e_reach --seeds 0 1 2 --minutes 5
+
+# Portable policies: ONNX Runtime time per frame and agreement with PyTorch (~1 min).
+bench-export: $(STAMP)
+	$(BIN)/python benchmarks/bench_export.py
 
 # Each robot end to end: train, 100 episodes in-process and over ROS 2, latency (~35 min each).
 bench-robots: $(STAMP)

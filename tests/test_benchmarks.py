@@ -162,3 +162,18 @@ def test_robot_smoke(tmp_path):
     assert arm["ros_rejected"] == 0 and arm["latency_frames"] == 30
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["robots"]["ur5e_reach"] == arm
+
+
+def test_export_smoke(tmp_path):
+    """ONNX Runtime latency and agreement for the arm's and the walker's policies, 50 steps."""
+    before = results_snapshot()
+    command = [sys.executable, str(BENCHMARKS / "bench_export.py"), "--smoke"]
+    command += ["--out", str(tmp_path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert results_snapshot() == before
+    figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["export"]
+    for name in ("ur5e_reach", "go2_walk"):
+        assert figures[name]["steps"] == 50 and figures[name]["max_abs_diff"] <= 1e-5
+        for timing in ("onnx_infer_ms", "onnx_step_ms", "torch_step_ms"):
+            assert_positive(figures[name][timing], ["p50", "p99", "max"])
