@@ -185,7 +185,7 @@ def test_a_depth_policy_drives_the_arm_from_the_depth_topic(tmp_path):
     argv += ["--seed", "0", "--episodes", "2", "--duration", "60", "--report", str(report_file)]
     assert cli.main(argv) == 0
     report = json.loads(report_file.read_text())
-    assert report["rejected"] == 0 and report["actions"] >= 100
+    assert report["rejected"] == 0 and report["actions"] >= 100, report["nodes"]
     assert report["nodes"]["sim_backend"]["commands"] > 0
     twin = arm_twin(policy, 2, seed=0)
     np.testing.assert_allclose(report["returns"][1], twin[1], rtol=0.1)
