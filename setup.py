@@ -48,6 +48,7 @@ setup(
             "hardware_bridge = sdpg_ros.hardware_bridge:main",
             "trainer_node = sdpg_ros.trainer_node:main",
             "cmd_vel_source = sdpg_ros.command_source:main",
+            "bag_recorder = sdpg_ros.bag_recorder:main",
         ],
     },
 )

@@ -38,6 +38,7 @@ NODE_CLASSES = {
     "hardware_bridge": "sdpg_ros.hardware_bridge:HardwareBridge",
     "trainer_node": "sdpg_ros.trainer_node:TrainerNode",
     "cmd_vel_source": "sdpg_ros.command_source:CmdVelSource",
+    "bag_recorder": "sdpg_ros.bag_recorder:BagRecorder",
 }
 FLAGS = {"overrides": "--set", "autostart": "--activate"}  # launch argument: flag, if not alike
 
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--cmd-vel", default="", metavar="VX,VY,WZ", help="publish this velocity command (legged)"
     )
+    deploy.add_argument(
+        "--record", default="", metavar="BAG", help="record the session's topics (rosbag2, MCAP)"
+    )
     deploy.add_argument("--device", default="cpu")
     deploy.add_argument("--use-sim-time", action="store_true", help="nodes use /clock (sim)")
     return parser
@@ -163,6 +167,7 @@ def deploy_specs(args: argparse.Namespace) -> list[sessions.Spec]:
         device=args.device,
         seed=args.seed,
         cmd_vel=parse_cmd_vel(args.cmd_vel),
+        record=args.record,
     )
 
 

@@ -12,7 +12,7 @@ Arguments = dict[str, tuple[str, str]]  # name: (default, description)
 DEPLOY: Arguments = {
     "backend": ("sim", "sim (MuJoCo sim_backend) or real (vendor driver + camera)"),
     "robot": ("reacher", "robot YAML in config/robots (joint order, scaling, command topic)"),
-    "checkpoint": ("", "policy checkpoint (.pt) written by sdpg train"),
+    "checkpoint": ("", "policy checkpoint (.pt) or sdpg export's .onnx"),
     "dry_run": ("auto", "commands to ~/dry_run/commands, not the robot (auto: real yes, sim no)"),
     "use_sim_time": ("false", "use /clock from the sim backend"),
     "camera_topic": ("", "real backend: the camera's image topic ('' = the robot YAML's)"),
@@ -26,6 +26,7 @@ DEPLOY: Arguments = {
     "device": ("cpu", "policy inference device: cpu or cuda[:i]"),
     "seed": (str(EVAL_SEED), "sim: seed of the episodes (default: sdpg eval's)"),
     "cmd_vel": ("", "vx,vy,wz: publish this velocity command on cmd_vel (legged; '' = none)"),
+    "record": ("", "rosbag2 directory (MCAP) recording the session's topics ('' = none)"),
 }
 TRAIN: Arguments = {
     "task": ("reacher", "registered task (sdpg tasks)"),
@@ -89,6 +90,7 @@ def deploy(values: dict[str, str]) -> list[sessions.Spec]:
         device=values["device"],
         seed=number(values, "seed", int),
         cmd_vel=parse_cmd_vel(values["cmd_vel"]),
+        record=values["record"],
     )
 
 

@@ -129,6 +129,14 @@ def check_file(argument: str, path: str) -> None:
     require(not path or Path(path).is_file(), argument, f"{path} does not exist")
 
 
+def check_record(path: str) -> None:
+    """A bag to record ('' = none) is a new directory in an existing folder."""
+    if path:
+        bag = Path(path)
+        require(not bag.exists(), "record", f"{path} exists already (a bag is never appended)")
+        require(bag.absolute().parent.is_dir(), "record", f"{bag.parent} is not a directory")
+
+
 def check_publish_tf(publish_tf: bool | None) -> bool:
     """Whether robot_state_publisher runs (None = auto: when it is installed)."""
     tf_installed = installed("robot_state_publisher")

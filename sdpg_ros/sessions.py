@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sdpg_core.robot import RobotConfig, robot_urdf_path
@@ -27,6 +28,7 @@ from sdpg_ros.session_checks import (
     check_params_file,
     check_policy_source,
     check_publish_tf,
+    check_record,
     check_robot,
     check_topic,
     require,
@@ -106,6 +108,13 @@ def policy_values(robot: str, checkpoint: str, device: str, hot_reload: bool) ->
     return {"checkpoint": checkpoint, "device": device, "robot": robot, "hot_reload": hot_reload}
 
 
+def recorder_values(record: str, robot: RobotConfig, dry_run: bool) -> dict[str, Any]:
+    """bag_recorder's session values: the bag and the topic the bridge commands on."""
+    topic = "hardware_bridge/dry_run/commands" if dry_run else robot.command_topic
+    bag = str(Path(record).absolute())
+    return {"bag": bag, "command_topic": topic, "command_type": robot.command_type}
+
+
 def bridge_values(robot: str, dry_run: bool, autostart: bool, sim: bool) -> dict[str, Any]:
     """hardware_bridge's session values; the sim has no e-stop publisher to wait for."""
     values = {"robot": robot, "dry_run": dry_run, "autostart": autostart}
@@ -130,12 +139,14 @@ def deploy(
     device: str = "cpu",
     seed: int | None = None,
     cmd_vel: tuple[float, float, float] | None = None,
+    record: str = "",
 ) -> list[Spec]:
-    """The deploy session: sim_backend (sim) or the driver launch (real), robot_state_publisher
-    (``publish_tf``), policy_node, hardware_bridge, and with ``cmd_vel`` a cmd_vel_source
-    publishing that velocity command. None = auto: autostart and hot_reload on in the sim only,
-    dry_run on the real robot only (commanding it is asked for explicitly), publish_tf when
-    robot_state_publisher is installed."""
+    """The deploy session: with ``record`` first a bag_recorder writing that bag, then
+    sim_backend (sim) or the driver launch (real), robot_state_publisher (``publish_tf``),
+    policy_node, hardware_bridge, and with ``cmd_vel`` a cmd_vel_source publishing that velocity
+    command. None = auto: autostart and hot_reload on in the sim only, dry_run on the real robot
+    only (commanding it is asked for explicitly), publish_tf when robot_state_publisher is
+    installed."""
     require(backend in BACKENDS, "backend", f"sim or real, got {backend!r}")
     sim, namespace = backend == "sim", check_namespace(namespace)
     robot_config = check_robot(robot)
@@ -150,11 +161,15 @@ def deploy(
     check_count("seed", seed)
     publish_tf = check_publish_tf(publish_tf)
     check_cmd_vel(cmd_vel, robot_config)
+    check_record(record)
     at = partial(node, params_file=params_file, namespace=namespace)
     camera = camera_topic if camera_topic and not sim else robot_config.image_topic(image)
     remaps = camera_remaps(camera) + (() if sim else (("joint_states", joint_states_topic),))
     common = {"use_sim_time": use_sim_time}
     specs: list[Spec] = []
+    if record:  # first: it hears every node from its first message
+        values = recorder_values(record, robot_config, dry_run) | common
+        specs.append(at("bag_recorder", values, remaps=remaps))
     if sim:
         seeded = {} if seed is None else {"seed": seed}
         values = sim_values(checkpoint, robot_config) | seeded | common

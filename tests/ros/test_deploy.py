@@ -220,8 +220,11 @@ def go2_twin(path: Path, episodes: int, seed: int, steps: int, command) -> list:
     return ended
 
 
-def deploy_go2(path: Path, tmp_path: Path, episodes: int, steps: int, command: str) -> dict:
-    """``sdpg-ros deploy --robot go2`` (a 0.5 s + 0.2 s stand-up) on ``steps``-step episodes."""
+def deploy_go2(
+    path: Path, tmp_path: Path, episodes: int, steps: int, command: str, record: Path | None = None
+) -> dict:
+    """``sdpg-ros deploy --robot go2`` (a 0.5 s + 0.2 s stand-up) on ``steps``-step episodes
+    (``record``: also into this bag)."""
     text = (ROOT / "config" / "robots" / "go2.yaml").read_text()
     robot = tmp_path / "go2_quick.yaml"
     robot.write_text(
@@ -235,6 +238,7 @@ def deploy_go2(path: Path, tmp_path: Path, episodes: int, steps: int, command: s
     argv = ["deploy", "--backend", "sim", "--robot", str(robot), "--checkpoint", str(path)]
     argv += ["--seed", "0", "--episodes", str(episodes), "--duration", "90", "--cmd-vel", command]
     argv += ["--params-file", str(params), "--report", str(report_file)]
+    argv += ["--record", str(record)] if record else []
     assert cli.main(argv) == 0
     return json.loads(report_file.read_text())
 

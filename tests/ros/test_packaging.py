@@ -46,11 +46,13 @@ def test_session_nodes_are_console_scripts_and_sdpg_ros_classes(tmp_path):
         "reacher", eval_in_sim=True
     )
     specs += sessions.deploy("sim", "go2", go2, cmd_vel=(0.5, 0.0, 0.0))
+    specs += sessions.deploy("sim", "reacher", checkpoint, record=str(tmp_path / "bag"))
     ours = {spec.executable for spec in specs if spec.package == "sdpg_ros"}
     assert (
         ours
         == set(cli.NODE_CLASSES)
         == {"sim_backend", "policy_node", "hardware_bridge", "trainer_node", "cmd_vel_source"}
+        | {"bag_recorder"}
     )
     assert ours <= console_scripts(), ours - console_scripts()
 
