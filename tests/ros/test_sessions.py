@@ -172,6 +172,7 @@ CHANGED = {
         "device": ({"device": "cuda"}, {}),
         "seed": ({"seed": "7"}, {}),
         "cmd_vel": ({"cmd_vel": "0.5,0,0.1"}, {"robot": "go2", "checkpoint": "{go2}"}),
+        "record": ({"record": "{bag}"}, {}),
     },
     "train": {
         "task": ({"task": "reacher_state"}, {}),
@@ -197,13 +198,14 @@ CHANGED = {
 
 @pytest.fixture(scope="module")
 def more_files(files, tmp_path_factory) -> dict[str, str]:
-    """``files`` and a config file and a second reacher checkpoint."""
+    """``files`` and a config file, a second reacher checkpoint, a go2 one and a new bag."""
     folder = tmp_path_factory.mktemp("more")
     config = folder / "config.yaml"
     config.write_text("sdpg:\n  horizon: 4\n")
     other = make_checkpoint(folder / "other.pt", image_size=32, seed=1)
     go2 = make_checkpoint(folder / "go2.pt", task="go2_walk")
-    return files | {"config": str(config), "other": str(other), "go2": str(go2)}
+    bag = str(folder / "bag")  # not created: a bag to record
+    return files | {"config": str(config), "other": str(other), "go2": str(go2), "bag": bag}
 
 
 @pytest.mark.parametrize(
