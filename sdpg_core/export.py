@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import ANGULAR_VELOCITY_SCALE, COMMAND_SCALE
 from sdpg_core.obs_tensors import ActorObs
 from sdpg_core.onnx_policy import CONFIG_KEY, CONTRACT_KEY, SPEC_KEY
 from sdpg_core.policy import Policy
+from sdpg_core.stream import proprio_layout
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 18
@@ -69,7 +69,7 @@ def io_contract(spec: EnvSpec) -> dict[str, Any]:
         "control_rate_hz": 1.0 / spec.control_dt,
         "inputs": inputs,
         "camera": _camera(spec),
-        "proprio": _proprio_layout(spec),
+        "proprio": proprio_layout(spec) if spec.proprio_dim else None,
         "action": {
             "name": "action",
             "dtype": "float32",
@@ -120,22 +120,6 @@ def _camera(spec: EnvSpec) -> dict[str, Any] | None:
         "depth_range": list(spec.depth_range) if depth else None,
         "every_control_steps": spec.camera_every,
     }
-
-
-def _proprio_layout(spec: EnvSpec) -> list[dict[str, Any]] | None:
-    """Segments of the proprio group, in order (``sdpg_core.obs.proprio``)."""
-    if not spec.proprio_dim:
-        return None
-    a, layout = spec.action_dim, []
-    if spec.imu:
-        layout.append({"name": "angular_velocity", "size": 3, "scale": ANGULAR_VELOCITY_SCALE})
-        layout.append({"name": "gravity_in_body_frame", "size": 3, "scale": 1.0})
-    if spec.command_dim:
-        layout.append({"name": "command", "size": spec.command_dim, "scale": list(COMMAND_SCALE)})
-    layout.append({"name": "joint_position_minus_default_pose", "size": a, "scale": 1.0})
-    layout.append({"name": "joint_velocity", "size": a, "scale": spec.velocity_scale})
-    layout.append({"name": "previous_action", "size": a, "scale": 1.0})
-    return layout
 
 
 def export(policy: Policy, out: str | Path, fmt: str) -> Path:

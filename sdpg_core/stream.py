@@ -6,12 +6,50 @@ methods here, which run the training's observation code (``sdpg_core.obs``)."""
 from __future__ import annotations
 
 import abc
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.obs import FrameStack, prepare_depth, prepare_image, proprio
+from sdpg_core.obs import (
+    ANGULAR_VELOCITY_SCALE,
+    COMMAND_SCALE,
+    FrameStack,
+    prepare_depth,
+    prepare_image,
+    proprio,
+)
+
+
+def proprio_layout(spec: EnvSpec) -> list[dict[str, Any]]:
+    """Segments of the proprio group in order (``sdpg_core.obs.proprio``): name, size, scale
+    and the label of each entry."""
+    joints, layout = spec.joint_names, []
+    if spec.imu:
+        axes = ("x", "y", "z")
+        layout.append(_segment("angular_velocity", ANGULAR_VELOCITY_SCALE, axes))
+        layout.append(_segment("gravity_in_body_frame", 1.0, axes))
+    if spec.command_dim:
+        parts = ("vx", "vy", "wz") if spec.command_dim == 3 else map(str, range(spec.command_dim))
+        layout.append(_segment("command", list(COMMAND_SCALE), tuple(parts)))
+    layout.append(_segment("joint_position_minus_default_pose", 1.0, joints, "/position"))
+    layout.append(_segment("joint_velocity", spec.velocity_scale, joints, "/velocity"))
+    layout.append(_segment("previous_action", 1.0, joints, "/previous_action"))
+    return layout
+
+
+def _segment(name: str, scale: Any, parts: Sequence[str], suffix: str = "") -> dict[str, Any]:
+    """One segment of ``proprio_layout``; entries labelled ``name/part`` or ``part + suffix``."""
+    labels = [f"{p}{suffix}" if suffix else f"{name}/{p}" for p in parts]
+    return {"name": name, "size": len(parts), "scale": scale, "labels": labels}
+
+
+@functools.cache
+def proprio_labels(spec: EnvSpec) -> list[str]:
+    """A label per entry of the proprio group, in order."""
+    return [label for segment in proprio_layout(spec) for label in segment["labels"]]
 
 
 class StreamingPolicy(abc.ABC):
@@ -19,6 +57,7 @@ class StreamingPolicy(abc.ABC):
 
     def __init__(self, spec: EnvSpec) -> None:
         self.spec = spec
+        self.last_proprio: np.ndarray | None = None  # [1, P], the last action's proprio group
         self.reset_stream()
 
     @abc.abstractmethod
@@ -79,6 +118,20 @@ class StreamingPolicy(abc.ABC):
         self.prev_action = self.act(obs)[0]
         return self.prev_action
 
+    def act_recorded(self, proprio_group: np.ndarray | None) -> np.ndarray:
+        """Action [A] on the frames pushed so far (camera policies) and a recorded proprio
+        group [P] (``last_proprio`` of a deployment) whose previous action is replaced by this
+        policy's own: what this policy would have done on those observations."""
+        obs = {"pixels": self.stream.frames} if self.spec.obs_mode == "pixels" else {}
+        if self.spec.proprio_dim:
+            group = np.asarray(proprio_group, dtype=np.float32).reshape(-1).copy()
+            if group.shape != (self.spec.proprio_dim,):
+                raise ValueError(f"a proprio group of {self.spec.proprio_dim}, got {group.shape}")
+            group[-self.spec.action_dim :] = self.prev_action
+            obs["proprio"] = self.last_proprio = group[None]
+        self.prev_action = self.act(obs)[0]
+        return self.prev_action
+
     def act_proprio(
         self,
         joints: tuple[np.ndarray, np.ndarray],
@@ -113,7 +166,7 @@ class StreamingPolicy(abc.ABC):
         if missing:
             raise ValueError(f"policy for {spec.task!r} needs {' and '.join(missing)}")
         position, velocity = (np.asarray(v, dtype=np.float64)[None] for v in joints)
-        return proprio(
+        self.last_proprio = proprio(
             position,
             velocity,
             self.prev_action[None],
@@ -122,6 +175,7 @@ class StreamingPolicy(abc.ABC):
             tuple(np.asarray(v, dtype=np.float64)[None] for v in imu) if spec.imu else None,
             np.asarray(command, dtype=np.float64)[None] if spec.command_dim else None,
         )
+        return self.last_proprio
 
     def warm_up(self) -> None:
         """One action on blank inputs of this policy's kind (first-call costs paid), then a

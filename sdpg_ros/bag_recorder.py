@@ -2,8 +2,9 @@
 the pure-Python ``rosbags`` library (no rosbag2 install needed).
 
 Recorded: the camera (or depth) images, joint states, IMU, velocity command, episode starts,
-the policy's actions, the bridge's commands (the robot's command topic, or its dry-run topic),
-e-stop, the sim's task status and /diagnostics. Messages are taken serialized (CDR) and written
+the proprio group each action was computed on (``policy/proprio``), the policy's actions, the
+bridge's commands (the robot's command topic, or its dry-run topic), e-stop, the sim's task
+status and /diagnostics. Messages are taken serialized (CDR) and written
 unchanged, stamped with their receive time (ns since the epoch, as ``ros2 bag record`` does);
 ``ros2 bag info BAG`` and any rosbag2 reader read the bag. Subscriptions are best effort (they
 match reliable and best-effort publishers alike). The bag is finished (its ``metadata.yaml``
@@ -30,6 +31,7 @@ TOPICS: tuple[tuple[str, str], ...] = (  # (name relative to the node's namespac
     ("imu/data", "sensor_msgs/msg/Imu"),
     ("cmd_vel", "geometry_msgs/msg/Twist"),
     ("episode_start", "std_msgs/msg/Header"),
+    ("policy/proprio", "sensor_msgs/msg/JointState"),
     ("policy/action", "sensor_msgs/msg/JointState"),
     ("e_stop", "std_msgs/msg/Bool"),
     ("task_status", "diagnostic_msgs/msg/DiagnosticStatus"),

@@ -6,7 +6,8 @@ here each spec's executable becomes its node class, spun by one single-threaded 
 check that can fail runs before any node starts. On ``--backend real`` the bridge neither
 activates itself (``--activate``) nor accepts hot reloads (``--hot-reload``) unless asked; the
 sim has no e-stop publisher, so its bridge does not wait for one. ``robot_state_publisher`` and
-a driver launch (``publish_tf``, ``driver_launch``) need ``ros2 launch``.
+a driver launch (``publish_tf``, ``driver_launch``) need ``ros2 launch``. ``sdpg-ros replay``
+runs a recorded deploy's inputs through a policy offline (``sdpg_ros.replay``).
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--device", default="cpu")
     deploy.add_argument("--use-sim-time", action="store_true", help="nodes use /clock (sim)")
+    replay = sub.add_parser("replay", help="a recorded deploy's inputs through a policy, offline")
+    replay.add_argument("bag", help="a bag written by sdpg-ros deploy --record")
+    replay.add_argument("--checkpoint", required=True, help="checkpoint (.pt) or exported .onnx")
+    replay.add_argument("--report", help="write the comparison (JSON) here")
+    replay.add_argument("--plot", help="recorded and replayed actions over time (PNG)")
     return parser
 
 
@@ -236,6 +242,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay the bag through the checkpoint; print (and write) the action differences."""
+    from sdpg_core.policy import load_policy
+    from sdpg_ros.replay import plot, replay
+
+    policy = load_policy(args.checkpoint)
+    result = replay(args.bag, policy)
+    summary = {k: v for k, v in result.items() if k not in ("recorded", "replayed", "stamps_ns")}
+    if args.plot:
+        summary["plot"] = str(plot(result, policy.spec.joint_names, args.plot))
+    if args.report:
+        Path(args.report).write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"replayed {summary['actions']} actions of {args.bag} with {args.checkpoint}: "
+        f"max |diff| {summary['max_abs_diff']:.3g}, mean {summary['mean_abs_diff']:.3g}"
+    )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Run trainer_node (and with --eval-in-sim the live evaluation nodes)."""
     specs = train_specs(args)
@@ -254,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``sdpg-ros``."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "deploy": cmd_deploy}
+    handlers = {"train": cmd_train, "deploy": cmd_deploy, "replay": cmd_replay}
     try:
         return handlers[args.command](args)
     except ArgumentError as err:

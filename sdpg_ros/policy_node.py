@@ -58,7 +58,7 @@ from sdpg_core.envs.base import EnvSpec
 from sdpg_core.fit import Misfit, checkpoint_spec, robot_misfit, swap_misfit
 from sdpg_core.onnx_policy import OnnxPolicy, is_onnx
 from sdpg_core.robot import RobotConfig, load_robot
-from sdpg_core.stream import StreamingPolicy
+from sdpg_core.stream import StreamingPolicy, proprio_labels
 from sdpg_ros.common import (
     LATCHED_QOS,
     RELIABLE_QOS,
@@ -136,6 +136,7 @@ class PolicyNode(Node):
         self.inference_ms = self.load_ms = 0.0
         self._sizes_seen: set[tuple[int, int]] = set()
         self.action_pub = self.create_publisher(JointState, "policy/action", RELIABLE_QOS)
+        self.proprio_pub = self.create_publisher(JointState, "policy/proprio", RELIABLE_QOS)
         self.create_subscription(
             Image,
             "camera/image_raw",
@@ -338,13 +339,19 @@ class PolicyNode(Node):
                 self.counters.add("waiting_for_checkpoint")
                 return
             action = self._action(policy, item, stamp_ns)
+            group = policy.last_proprio if policy.spec.proprio_dim else None
         if action is None:
             return
         if not np.isfinite(action).all():
             self.counters.reject("nonfinite", f"policy output {action.tolist()}")
             return
+        stamp = divmod(stamp_ns, 1_000_000_000)
+        if group is not None:  # what the policy saw, before what it did (for the record)
+            seen = JointState(name=proprio_labels(policy.spec), position=group[0].tolist())
+            seen.header.stamp.sec, seen.header.stamp.nanosec = stamp
+            self.proprio_pub.publish(seen)
         out = JointState(name=list(policy.spec.joint_names), position=action.tolist())
-        out.header.stamp.sec, out.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        out.header.stamp.sec, out.header.stamp.nanosec = stamp
         self.action_pub.publish(out)
         self.counters.add("actions")
 
