@@ -8,7 +8,7 @@
    ``--ros-episodes``: over ROS the sim runs in real time): success (walkers: mean velocity
    along the command) over ROS and, beside it, in-process on exactly those episodes.
 4. Camera-to-command latency of the same policy at the camera rate with the camera in another
-   process (``bench_ros_latency.run_rate``).
+   process (``bench_ros_latency.run_rate``); a policy without a camera (go2_walk) has none.
 
 Usage:
   python benchmarks/bench_robot.py --task ur5e_reach --robot ur5e
@@ -84,6 +84,16 @@ def over_ros(
     }
 
 
+def latency_figures(latency: dict[str, Any], rate: float) -> dict[str, Any]:
+    """The camera-to-command latency keys of ``robots.<task>``."""
+    keys = ("latency_p50_ms", "latency_p99_ms", "latency_max_ms")
+    return {key: latency[key] for key in keys} | {
+        "latency_rate_hz": rate,
+        "latency_frames": latency["frames_sent"],
+        "latency_dropped_frames": latency["dropped_frames"],
+    }
+
+
 def main() -> int:
     """Train (or read a run), evaluate, deploy, measure latency; write robots.<task>."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,11 +135,11 @@ def main() -> int:
         figures.update(
             over_ros(checkpoint, args.robot, ros_episodes, episode_s, Path(tmp), args.command)
         )
-        size = spec["pixel_shape"][1] if spec["pixel_shape"] else 64
-        latency = run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot)
-    figures |= {key: latency[key] for key in ("latency_p50_ms", "latency_p99_ms", "latency_max_ms")}
-    figures |= {"latency_rate_hz": args.rate, "latency_frames": latency["frames_sent"]}
-    figures["latency_dropped_frames"] = latency["dropped_frames"]
+        if spec["obs_mode"] == "pixels":  # camera-to-command: a policy without one has none
+            size = spec["pixel_shape"][1]
+            figures |= latency_figures(
+                run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot), args.rate
+            )
     print(json.dumps(figures, indent=2))
     write_results(args.out, "robots", figures, key=args.key or args.task)
     return 0

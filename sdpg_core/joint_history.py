@@ -102,3 +102,30 @@ class ImuHistory(StampedHistory):
             return "imu_orientation", f"orientation {quat} is not a unit quaternion"
         self._keep(stamp_ns, quat, rate)
         return None
+
+
+class TickSchedule:
+    """Control ticks from a stream of joint-state stamps, one per ``period_ns`` on average.
+
+    Phase-locked: a tick is due from half a period before the next scheduled one, which then
+    moves on by one period, so a 50 Hz stream whose messages jitter by up to half a period
+    ticks on every message, and a faster stream (a robot's 500 Hz) ticks every ``period_ns``.
+    A stamp that goes back (a restarted clock) or a gap of more than a period (a pause)
+    starts the schedule afresh at that stamp."""
+
+    def __init__(self, period_ns: int) -> None:
+        self.period_ns = period_ns
+        self.last_ns: int | None = None  # the last tick's stamp
+        self.next_ns = 0  # when the next tick is scheduled
+
+    def due(self, stamp_ns: int) -> bool:
+        """Whether a message stamped ``stamp_ns`` is a tick (then it is counted as one)."""
+        period, last = self.period_ns, self.last_ns
+        if last is None or stamp_ns < last or stamp_ns > self.next_ns + period:
+            self.next_ns = stamp_ns + period
+        elif stamp_ns >= self.next_ns - period // 2:
+            self.next_ns += period
+        else:
+            return False
+        self.last_ns = stamp_ns
+        return True

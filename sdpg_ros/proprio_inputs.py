@@ -7,7 +7,8 @@ velocity command (geometry_msgs/Twist, no stamp) is the newest one received with
 ``cmd_vel_timeout_ms``; none, or an older one, commands standing still (zero), counted as
 ``cmd_vel_stale``: a teleoperator who stops publishing stops the robot. A policy with no camera,
 or one slower than its control rate (``spec.camera_every`` > 1), acts on joint states instead
-of frames: once per control period of joint-state stamps, ``on_tick(stamp_ns)`` is called.
+of frames: once per control period of joint-state stamps (``TickSchedule``: phase-locked, so a
+jittery 50 Hz stream ticks on every message), ``on_tick(stamp_ns)`` is called.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Imu, JointState
 
 from sdpg_core.envs.base import EnvSpec
-from sdpg_core.joint_history import ImuHistory, JointHistory
+from sdpg_core.joint_history import ImuHistory, JointHistory, TickSchedule
 from sdpg_ros.common import RELIABLE_QOS, SENSOR_QOS, Counters, now_ns, stamp_to_ns
 
 
@@ -43,8 +44,7 @@ class ProprioInputs:
         self.imu = ImuHistory()
         self.command: np.ndarray | None = None  # newest (vx, vy, wz)
         self.command_ns = 0  # when it arrived (node clock)
-        self.tick_period_ns = 0  # > 0: the policy acts once per this much stamp time
-        self.last_tick_ns: int | None = None
+        self.ticks: TickSchedule | None = None  # the policy acts on ticks of joint states
         node.create_subscription(JointState, "joint_states", self._on_joint_state, SENSOR_QOS)
         node.create_subscription(Imu, "imu/data", self._on_imu, SENSOR_QOS)
         node.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, RELIABLE_QOS)
@@ -56,8 +56,7 @@ class ProprioInputs:
         elif self.joints is None or self.joints.joints != spec.joint_names:
             self.joints = JointHistory(spec.joint_names)
         ticking = spec is not None and (spec.obs_mode == "proprio" or spec.camera_every > 1)
-        self.tick_period_ns = int(spec.control_dt * 1e9) if ticking else 0
-        self.last_tick_ns = None
+        self.ticks = TickSchedule(round(spec.control_dt * 1e9)) if ticking else None
 
     def _on_joint_state(self, msg: JointState) -> None:
         """Keep the joint state; a proprio-only policy acts once per control period."""
@@ -69,14 +68,8 @@ class ProprioInputs:
         if problem:
             self.counters.reject(*problem)
             return
-        if self.tick_period_ns and self._due(stamp_ns):
-            self.last_tick_ns = stamp_ns
+        if self.ticks is not None and self.ticks.due(stamp_ns):
             self.on_tick(stamp_ns)
-
-    def _due(self, stamp_ns: int) -> bool:
-        """A control period (less 10% jitter) since the last tick, or the clock went back."""
-        last = self.last_tick_ns
-        return last is None or stamp_ns < last or stamp_ns - last >= 0.9 * self.tick_period_ns
 
     def _on_imu(self, msg: Imu) -> None:
         """Keep the IMU reading (orientation, angular velocity)."""

@@ -7,7 +7,7 @@ import torch
 from sdpg_core.config import EnvConfig, resolve
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
-from sdpg_core.joint_history import JointHistory
+from sdpg_core.joint_history import JointHistory, TickSchedule
 from sdpg_core.models import Actor
 from sdpg_core.obs import proprio
 from sdpg_core.obs_tensors import RunningNormalizer
@@ -98,3 +98,28 @@ def test_joint_history_pairs_a_frame_with_the_closest_state_and_refuses_bad_ones
         None,
         ("joint_state_stale", "closest joint state 0 ms from frame"),
     )
+
+
+MS = 1_000_000
+
+
+def ticks(stamps_ms: list[float], period_ms: float = 20.0) -> list[float]:
+    """The stamps among ``stamps_ms`` that a TickSchedule ticks on."""
+    schedule = TickSchedule(round(period_ms * MS))
+    return [t for t in stamps_ms if schedule.due(round(t * MS))]
+
+
+def test_a_jittery_50_hz_stream_ticks_on_every_message():
+    """A late message and the catch-up after it (25, 35 ms) are both ticks (hand-worked)."""
+    stamps = [0.0, 25.0, 35.0, 60.0, 80.0, 101.0, 119.0]
+    assert ticks(stamps) == stamps
+
+
+def test_a_500_hz_stream_ticks_every_period_after_a_phase_shift():
+    """Every 2 ms: due from half a period early, the schedule then runs at 20 ms steps."""
+    assert ticks([2.0 * k for k in range(51)]) == [0.0, 10.0, 30.0, 50.0, 70.0, 90.0]
+
+
+def test_a_clock_going_back_or_a_pause_restarts_the_schedule():
+    assert ticks([100.0, 120.0, 50.0, 60.0, 70.0]) == [100.0, 120.0, 50.0, 60.0]  # 60: 70 - 10
+    assert ticks([0.0, 20.0, 200.0, 205.0, 220.0]) == [0.0, 20.0, 200.0, 220.0]
