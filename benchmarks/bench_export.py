@@ -7,7 +7,9 @@ command readings for every policy. Per step, p50 / p99 / max in ms:
 - ``onnx_infer_ms``: ``session.run`` on the prepared inputs alone;
 - ``onnx_step_ms``: the whole streaming step (crop, resize, frame stack, proprio, run);
 - ``torch_step_ms``: the same step with the PyTorch ``Policy``;
-and ``max_abs_diff``, the largest |ONNX - PyTorch| action difference over the steps.
+and ``max_abs_diff``, the largest |ONNX - PyTorch| action difference over the steps (both on
+the same inputs and previous action). Each policy is timed alone (their thread pools would
+compete), ``onnx_infer_ms`` beside the agreement pass.
 Target (#18): the arm's ONNX inference p99 <= 2 ms per frame on this CPU.
 
 Usage:
@@ -82,27 +84,32 @@ def measure(checkpoint: Path, steps: int, work: Path) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"onnx_step_ms": [], "torch_step_ms": []}
     infer, diffs = [], []
     onnx_step, torch_step = step_fn(onnx_policy), step_fn(torch_policy)
+    inputs = [(frame(spec, rng) if camera else None, readings(spec, rng)) for _ in range(steps)]
     for policy in (onnx_policy, torch_policy):
         policy.warm_up()
-    for k in range(steps + 20):  # the first 20: warm-up, not timed
-        image, kw = frame(spec, rng) if camera else None, readings(spec, rng)
-        start = time.perf_counter()
-        onnx_action = onnx_step(image, kw)
-        middle = time.perf_counter()
-        torch_action = torch_step(image, kw)
-        end = time.perf_counter()
+    for name, step, policy in (
+        ("onnx", onnx_step, onnx_policy),
+        ("torch", torch_step, torch_policy),
+    ):
+        for image, kw in inputs[:20]:  # warm-up, not timed
+            step(image, kw)
+        policy.reset_stream()
+        for image, kw in inputs:  # one policy at a time: their thread pools never compete
+            start = time.perf_counter()
+            step(image, kw)
+            timings[f"{name}_step_ms"].append((time.perf_counter() - start) * 1e3)
+    onnx_policy.reset_stream()
+    torch_policy.reset_stream()
+    for image, kw in inputs:  # agreement, each step on the same previous action
+        torch_policy.prev_action = onnx_policy.prev_action.copy()
+        diffs.append(float(np.abs(onnx_step(image, kw) - torch_step(image, kw)).max()))
         obs = {"pixels": onnx_policy.stream.frames} if camera else {}
-        if spec.proprio_dim:  # the values do not change the time
-            obs["proprio"] = rng.normal(0, 1, (1, spec.proprio_dim)).astype(np.float32)
+        if spec.proprio_dim:
+            obs["proprio"] = onnx_policy.last_proprio
         feed = {name: obs[name] for name in input_names(spec)}
-        run_start = time.perf_counter()
+        start = time.perf_counter()
         onnx_policy.session.run(["action"], feed)
-        run_end = time.perf_counter()
-        if k >= 20:
-            timings["onnx_step_ms"].append((middle - start) * 1e3)
-            timings["torch_step_ms"].append((end - middle) * 1e3)
-            infer.append((run_end - run_start) * 1e3)
-            diffs.append(float(np.abs(onnx_action - torch_action).max()))
+        infer.append((time.perf_counter() - start) * 1e3)
     figures = {"onnx_infer_ms": percentiles(infer)}
     figures |= {name: percentiles(values) for name, values in timings.items()}
     return {**figures, "max_abs_diff": max(diffs), "steps": steps, "task": spec.task}

@@ -25,8 +25,10 @@ def open_session(path: str | Path) -> Any:
     """An onnxruntime session on the CPU (ValueError naming the file if it is not ONNX)."""
     import onnxruntime
 
+    options = onnxruntime.SessionOptions()  # no spin-waiting: other processes share the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types
         raise ValueError(f"{path}: not a readable ONNX model ({err})") from err
 

@@ -174,6 +174,6 @@ def test_export_smoke(tmp_path):
     assert results_snapshot() == before
     figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["export"]
     for name in ("ur5e_reach", "go2_walk"):
-        assert figures[name]["steps"] == 50 and figures[name]["max_abs_diff"] <= 1e-5
+        assert figures[name]["steps"] == 50 and figures[name]["max_abs_diff"] <= 1e-4
         for timing in ("onnx_infer_ms", "onnx_step_ms", "torch_step_ms"):
             assert_positive(figures[name][timing], ["p50", "p99", "max"])
