@@ -138,6 +138,7 @@ def test_episodes_auto_reset_with_return_and_success():
         "return": episodes[-1].episode_return,
         "success": True,
         "steps": 4,
+        "metrics": {},  # the reacher has no episode metrics
     }
     robot.close()
     reference.close()
