@@ -110,27 +110,21 @@ class StreamingPolicy(abc.ABC):
         command: np.ndarray | None = None,
     ) -> np.ndarray:
         """Action [A] on the frames pushed so far and this step's readings."""
-        if self.stream is None:
-            raise ValueError(f"policy for {self.spec.task!r} has no camera frame yet")
-        obs = {"pixels": self.stream.frames}
-        if self.spec.proprio_dim:
-            obs["proprio"] = self._proprio_now(joints, imu, command)
-        self.prev_action = self.act(obs)[0]
-        return self.prev_action
+        group = self._proprio_now(joints, imu, command) if self.spec.proprio_dim else None
+        return self._act_on(group)
 
     def act_recorded(self, proprio_group: np.ndarray | None) -> np.ndarray:
         """Action [A] on the frames pushed so far (camera policies) and a recorded proprio
         group [P] (``last_proprio`` of a deployment) whose previous action is replaced by this
         policy's own: what this policy would have done on those observations."""
-        obs = {"pixels": self.stream.frames} if self.spec.obs_mode == "pixels" else {}
-        if self.spec.proprio_dim:
-            group = np.asarray(proprio_group, dtype=np.float32).reshape(-1).copy()
-            if group.shape != (self.spec.proprio_dim,):
-                raise ValueError(f"a proprio group of {self.spec.proprio_dim}, got {group.shape}")
-            group[-self.spec.action_dim :] = self.prev_action
-            obs["proprio"] = self.last_proprio = group[None]
-        self.prev_action = self.act(obs)[0]
-        return self.prev_action
+        if not self.spec.proprio_dim:
+            return self._act_on(None)
+        group = np.asarray(proprio_group, dtype=np.float32).reshape(-1).copy()
+        if group.shape != (self.spec.proprio_dim,):
+            raise ValueError(f"a proprio group of {self.spec.proprio_dim}, got {group.shape}")
+        group[-self.spec.action_dim :] = self.prev_action
+        self.last_proprio = group[None]
+        return self._act_on(self.last_proprio)
 
     def act_proprio(
         self,
@@ -141,7 +135,17 @@ class StreamingPolicy(abc.ABC):
         """Action [A] of a proprio-only policy (no camera) from one set of readings."""
         if self.spec.obs_mode != "proprio":
             raise ValueError(f"policy for {self.spec.task!r} is not proprio-only")
-        self.prev_action = self.act({"proprio": self._proprio_now(joints, imu, command)})[0]
+        return self._act_on(self._proprio_now(joints, imu, command))
+
+    def _act_on(self, group: np.ndarray | None) -> np.ndarray:
+        """Action [A] on the frames pushed so far (camera policies) and the proprio group
+        [1, P] (or None); it becomes the previous action."""
+        obs = {} if group is None else {"proprio": group}
+        if self.spec.obs_mode == "pixels":
+            if self.stream is None:
+                raise ValueError(f"policy for {self.spec.task!r} has no camera frame yet")
+            obs["pixels"] = self.stream.frames
+        self.prev_action = self.act(obs)[0]
         return self.prev_action
 
     def _proprio_now(
