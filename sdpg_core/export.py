@@ -1,7 +1,7 @@
 """Portable policy files: ONNX or TorchScript graphs of the deterministic actor with their IO
 contract as metadata, for runtimes without this package (or without torch: ``OnnxPolicy``).
 
-The graph maps the actor's inputs (``IO_NAMES`` of the spec's observation mode: stacked uint8
+The graph maps the actor's inputs (``input_names`` of the spec's observation mode: stacked uint8
 frames and / or the proprio group, or the raw privileged state, normalised inside) to the env
 action tanh(clamp(mu)) float32 [n, A] in (-1, 1), with a dynamic batch dimension.
 """

@@ -66,8 +66,8 @@ class OnnxPolicy(StreamingPolicy):
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Batched deterministic actions float32 [n, A] in (-1, 1)."""
-        feed = {name: np.ascontiguousarray(obs[name]) for name in self.inputs}
-        for name in self.inputs:
-            if name != "pixels":
-                feed[name] = feed[name].astype(np.float32, copy=False)
+        feed = {
+            name: np.ascontiguousarray(obs[name], None if name == "pixels" else np.float32)
+            for name in self.inputs
+        }
         return self.session.run(["action"], feed)[0]

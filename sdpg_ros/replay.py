@@ -16,6 +16,7 @@ observations (action difference statistics per joint; ``--plot`` draws both over
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,18 +40,23 @@ class Received:
     msg: Any
 
 
-def read_bag(path: str | Path) -> list[Received]:
-    """Every message of the bag in receive order (ValueError naming the bag if unreadable)."""
+def read_bag(path: str | Path) -> Iterator[Received]:
+    """The bag's messages in receive order, one at a time (a bag of camera frames need not fit
+    in memory); ValueError naming the bag if it cannot be opened."""
     from rosbags.rosbag2 import Reader
 
     try:
-        with Reader(Path(path)) as reader:
-            return [
-                Received(t, c.topic, c.msgtype, deserialize_message(raw, message_class(c.msgtype)))
-                for c, t, raw in reader.messages()
-            ]
+        reader = Reader(Path(path))
+        reader.open()
     except Exception as err:  # rosbags raises its own error types
         raise ValueError(f"{path}: not a readable rosbag2 bag ({err})") from err
+    try:
+        for c, t, raw in reader.messages():
+            yield Received(
+                t, c.topic, c.msgtype, deserialize_message(raw, message_class(c.msgtype))
+            )
+    finally:
+        reader.close()
 
 
 class Replayer:
@@ -113,9 +119,8 @@ class Replayer:
 
 def replay(bag: str | Path, policy: StreamingPolicy) -> dict[str, Any]:
     """Recorded and replayed actions [n, A] with their stamps, and the difference statistics."""
-    received = read_bag(bag)
     replayer, recorded, replayed, stamps = Replayer(policy), [], [], []
-    for item in received:
+    for item in read_bag(bag):
         action = replayer.feed(item)
         if action is not None:
             recorded.append(np.asarray(item.msg.position, dtype=np.float64))

@@ -38,6 +38,7 @@ def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
     episodes = next((node.episodes for node in nodes if hasattr(node, "episodes")), [])
     latencies = next((list(n.latencies_ms) for n in nodes if hasattr(n, "latencies_ms")), [])
     get = lambda name, key: counts.get(name, {}).get(key, 0)  # noqa: E731
+    per_episode = episode_metrics(episodes)
     report: dict[str, Any] = {
         "duration_s": seconds,
         "images": get("policy_node", "images"),
@@ -49,8 +50,8 @@ def deploy_report(nodes: dict[str, Node], seconds: float) -> dict[str, Any]:
         "success_rate": float(np.mean([e["success"] for e in episodes])) if episodes else None,
         "return_mean": float(np.mean([e["return"] for e in episodes])) if episodes else None,
         "returns": [float(e["return"]) for e in episodes],
-        "episode_metrics": episode_metrics(episodes),
-        "metrics": {k: float(np.mean(v)) for k, v in episode_metrics(episodes).items()},
+        "episode_metrics": per_episode,
+        "metrics": {name: float(np.mean(values)) for name, values in per_episode.items()},
         "latency_ms": latency_summary(latencies),
         "nodes": counts,
     }
