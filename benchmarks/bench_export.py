@@ -4,7 +4,7 @@ Each policy (default: the arm's and the walker's policies in tests/data) is expo
 ``sdpg export --format onnx`` and driven one control step at a time, as the policy node drives
 it: a camera frame at the camera's native size (640 x 480) for camera policies, joint / IMU /
 command readings for every policy. Per step, p50 / p99 / max in ms:
-- ``onnx_infer_ms``: ``session.run`` on the prepared inputs alone;
+- ``onnx_infer_ms``: ``OnnxPolicy.act`` (``session.run``) on the prepared inputs alone;
 - ``onnx_step_ms``: the whole streaming step (crop, resize, frame stack, proprio, run);
 - ``torch_step_ms``: the same step with the PyTorch ``Policy``;
 and ``max_abs_diff``, the largest |ONNX - PyTorch| action difference over the steps (both on
@@ -73,7 +73,7 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 def measure(checkpoint: Path, steps: int, work: Path) -> dict[str, Any]:
     """Export ``checkpoint`` and time ``steps`` streaming steps with ONNX and PyTorch."""
-    from sdpg_core.export import export, input_names
+    from sdpg_core.export import export
     from sdpg_core.onnx_policy import OnnxPolicy
     from sdpg_core.policy import Policy
 
@@ -106,9 +106,8 @@ def measure(checkpoint: Path, steps: int, work: Path) -> dict[str, Any]:
         obs = {"pixels": onnx_policy.stream.frames} if camera else {}
         if spec.proprio_dim:
             obs["proprio"] = onnx_policy.last_proprio
-        feed = {name: obs[name] for name in input_names(spec)}
         start = time.perf_counter()
-        onnx_policy.session.run(["action"], feed)
+        onnx_policy.act(obs)
         infer.append((time.perf_counter() - start) * 1e3)
     figures = {"onnx_infer_ms": percentiles(infer)}
     figures |= {name: percentiles(values) for name, values in timings.items()}
