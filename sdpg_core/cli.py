@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from sdpg_core.config import ALGOS, ConfigError, parse_command
+from sdpg_core.config import ALGOS, ConfigError, load_perturbations, parse_command
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=command_values,
         help="command tasks: this command in every episode, e.g. 0.5,0,0 (vx, vy, yaw rate)",
     )
+    ev.add_argument(
+        "--perturb",
+        metavar="FILE",
+        help="also evaluate under each named perturbation set of this YAML "
+        "(config/perturb/*.yaml; same episodes, nominal first)",
+    )
+    ev.add_argument("--log", metavar="FILE", help="write one JSON line per episode (with draws)")
     ev.add_argument("--device", default="cpu")
     export = sub.add_parser("export", help="write a deploy-only policy file from a checkpoint")
     export.add_argument("--checkpoint", required=True)
@@ -184,11 +191,22 @@ def command_values(text: str) -> tuple[float, ...]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint (or an exported .onnx policy) and print JSON."""
-    from sdpg_core.evaluate import evaluate
+    from sdpg_core.evaluate import evaluate, evaluate_perturbed
     from sdpg_core.policy import load_policy
 
+    sets = load_perturbations(args.perturb) if args.perturb else {}
     policy = load_policy(args.checkpoint, args.device)
-    result = evaluate(policy, args.episodes, video=args.video, command=args.task_command)
+    records: list[dict] = []
+    if sets:
+        result = evaluate_perturbed(
+            policy, args.episodes, sets, args.task_command, records, args.video
+        )
+    else:
+        result = evaluate(
+            policy, args.episodes, video=args.video, command=args.task_command, records=records
+        )
+    if args.log:
+        Path(args.log).write_text("".join(json.dumps(r) + "\n" for r in records))
     print(json.dumps({"task": policy.spec.task, **result}))
     return 0
 

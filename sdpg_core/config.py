@@ -38,6 +38,60 @@ class Section:
 
 
 @dataclass
+class VisionRandomization(Section):
+    """Ranges (lo, hi) of the rendered envs' looks; () leaves that part nominal."""
+
+    light_position: tuple[float, ...] = ()  # m, offset of each light along each axis
+    light_intensity: tuple[float, ...] = ()  # scale of each light's diffuse colour
+    color: tuple[float, ...] = ()  # RGB offset of each geom class: floor, scene, robot, target
+    camera_position: tuple[float, ...] = ()  # m, camera offset along each axis
+    camera_rotation: tuple[float, ...] = ()  # deg, camera rotation about each of its axes
+    camera_fovy: tuple[float, ...] = ()  # deg, offset of the vertical field of view
+    noise: tuple[float, ...] = ()  # std of per-pixel Gaussian noise, grey levels (0-255)
+    blur: tuple[float, ...] = ()  # std of a Gaussian blur, px (< 0.3: none)
+    brightness: tuple[float, ...] = ()  # grey levels added
+    contrast: tuple[float, ...] = ()  # scale about mid-grey
+    depth_noise: tuple[float, ...] = ()  # depth cameras: noise std per metre of depth
+    depth_holes: tuple[float, ...] = ()  # depth cameras: fraction of pixels reading 0
+
+
+@dataclass
+class PhysicsRandomization(Section):
+    """Ranges (lo, hi) of the physics, one draw per env shared by its auxiliaries."""
+
+    friction: tuple[float, ...] = ()  # scale of every geom's sliding friction
+    mass: tuple[float, ...] = ()  # scale of each body's mass (and inertia)
+    com: tuple[float, ...] = ()  # m, offset of each body's centre of mass along each axis
+    damping: tuple[float, ...] = ()  # scale of each joint's damping
+    armature: tuple[float, ...] = ()  # scale of each joint's armature
+    frictionloss: tuple[float, ...] = ()  # scale of each joint's dry friction
+    kp: tuple[float, ...] = ()  # scale of the position servos' stiffness
+    kd: tuple[float, ...] = ()  # scale of the position servos' damping
+    strength: tuple[float, ...] = ()  # scale of every actuator's force (gain and limit)
+
+
+@dataclass
+class LatencyRandomization(Section):
+    """Ranges (lo, hi) of the timing; delays in milliseconds."""
+
+    action_delay: tuple[float, ...] = ()  # ms before a new action reaches the motors
+    action_jitter: tuple[float, ...] = ()  # ms, each step's extra delay is uniform in [0, it]
+    joint_delay: tuple[float, ...] = ()  # ms, age of the joint states and IMU (< a control step)
+    camera_delay: tuple[float, ...] = ()  # ms, age of a camera frame (whole control steps)
+    camera_drop: tuple[float, ...] = ()  # probability that a camera frame is lost (held)
+
+
+@dataclass
+class RandomizeConfig(Section):
+    """Domain randomisation, sampled per env at each episode start (``env.randomize``)."""
+
+    enabled: bool = True  # false: every range below is ignored (the nominal simulator)
+    vision: VisionRandomization = field(default_factory=VisionRandomization)
+    physics: PhysicsRandomization = field(default_factory=PhysicsRandomization)
+    latency: LatencyRandomization = field(default_factory=LatencyRandomization)
+
+
+@dataclass
 class EnvConfig(Section):
     """Environment settings (physics, pixels); independent of the learning algorithm."""
 
@@ -53,6 +107,7 @@ class EnvConfig(Section):
     episode_steps: int = 0  # control steps; 0: the task's default / action_repeat
     action_repeat: int = 1  # control steps per action (rewards summed, frames rendered once)
     physics_threads: int = 2
+    randomize: RandomizeConfig = field(default_factory=RandomizeConfig)
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -198,9 +253,7 @@ class Config(Section):
 
     def freeze(self) -> Config:
         """Make this config and its sections read-only; returns it."""
-        for f in dataclasses.fields(self):
-            object.__setattr__(getattr(self, f.name), "_frozen", True)
-        object.__setattr__(self, "_frozen", True)
+        _freeze(self)
         return self
 
     def validate(self) -> Config:
@@ -225,6 +278,7 @@ class Config(Section):
         }
         checks |= _size_checks(self) | _ppo_checks(self.ppo) | _distill_checks(self.distill)
         checks |= _sdpg_rate_checks(self.sdpg) | _run_checks(self.run)
+        checks |= randomize_checks(self.env.randomize, "env.randomize.")
         checks |= {
             "action.mu_bound": self.action.mu_bound > 0.0,
             "action.log_sigma_max": self.action.log_sigma_min < self.action.log_sigma_max,
@@ -234,6 +288,15 @@ class Config(Section):
             raise ConfigError(f"invalid value for {', '.join(dict.fromkeys(bad))}")
         _check_algo(self)
         return self
+
+
+def _freeze(section: Section) -> None:
+    """Freeze ``section`` and every section nested in it."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Section):
+            _freeze(value)
+    object.__setattr__(section, "_frozen", True)
 
 
 def _non_finite(cfg: Any, prefix: str = "") -> list[str]:
@@ -262,6 +325,45 @@ def _size_checks(cfg: Config) -> dict[str, bool]:
         "model.actor_hidden": all(h >= 1 for h in model.actor_hidden),
         "model.critic_hidden": all(h >= 1 for h in model.critic_hidden),
     }
+
+
+# ranges that must stay within bounds: (lowest, highest) allowed value
+_RANGE_BOUNDS = {
+    "light_intensity": (0.0, math.inf),
+    "camera_fovy": (-60.0, 60.0),
+    "noise": (0.0, math.inf),
+    "blur": (0.0, math.inf),
+    "contrast": (0.0, math.inf),
+    "depth_noise": (0.0, math.inf),
+    "depth_holes": (0.0, 1.0),
+    "friction": (0.0, math.inf),
+    "mass": (1e-3, math.inf),
+    "damping": (0.0, math.inf),
+    "armature": (0.0, math.inf),
+    "frictionloss": (0.0, math.inf),
+    "kp": (0.0, math.inf),
+    "kd": (0.0, math.inf),
+    "strength": (0.0, math.inf),
+    "action_delay": (0.0, 1000.0),
+    "action_jitter": (0.0, 1000.0),
+    "joint_delay": (0.0, 1000.0),
+    "camera_delay": (0.0, 1000.0),
+    "camera_drop": (0.0, 0.99),
+}
+
+
+def randomize_checks(cfg: RandomizeConfig, prefix: str) -> dict[str, bool]:
+    """Every range is () or (lo, hi) with lo <= hi, within its bounds."""
+    checks = {}
+    for group in ("vision", "physics", "latency"):
+        section = getattr(cfg, group)
+        for f in dataclasses.fields(section):
+            span = getattr(section, f.name)
+            low, high = _RANGE_BOUNDS.get(f.name, (-math.inf, math.inf))
+            checks[f"{prefix}{group}.{f.name}"] = span == () or (
+                len(span) == 2 and low <= span[0] <= span[1] <= high
+            )
+    return checks
 
 
 def _sdpg_rate_checks(hp: SDPGConfig) -> dict[str, bool]:
@@ -426,6 +528,27 @@ def load_yaml(path: str | Path, cfg: Config | None = None) -> Config:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read config: {err}") from err
     return merge(cfg or Config(), data, str(path))
+
+
+def load_perturbations(path: str | Path) -> dict[str, RandomizeConfig]:
+    """Named perturbation sets of a YAML file, {name: randomize section}, strictly checked
+    (``sdpg eval --perturb``): each top-level key is a set written like ``env.randomize``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read perturbations: {err}") from err
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of named perturbation sets")
+    sets = {}
+    for name, body in data.items():
+        section = RandomizeConfig()
+        _apply(section, body or {}, str(path), f"{name}.")
+        bad = [key for key, ok in randomize_checks(section, f"{name}.").items() if not ok]
+        if bad:
+            raise ConfigError(f"{path}: invalid range for {', '.join(bad)}")
+        sets[str(name)] = section
+    return sets
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:

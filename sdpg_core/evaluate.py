@@ -9,6 +9,7 @@ import cv2
 import mujoco
 import numpy as np
 
+from sdpg_core.config import RandomizeConfig
 from sdpg_core.envs.base import EVAL_SEED, episode_seed
 from sdpg_core.envs.registry import make_env
 from sdpg_core.stream import StreamingPolicy
@@ -22,12 +23,18 @@ def evaluate(
     seed: int = EVAL_SEED,
     video: str | Path | None = None,
     command: tuple[float, ...] | None = None,
+    randomize: RandomizeConfig | None = None,
+    records: list[dict] | None = None,
 ) -> dict[str, float]:
     """Run ``episodes`` parallel episodes; return mean/std return, success rate and the mean of
     each of the task's episode metrics (``<name>_mean``). ``command``: a command task's command
-    in every episode (None: the config's)."""
+    in every episode (None: the config's). ``randomize``: a perturbation set to draw from
+    (None: the nominal simulator, whatever the training randomised). ``records``: appended with
+    one dict per episode (seed, return, success, metrics, the randomised values it used)."""
     spec = policy.spec
-    cfg = policy.cfg.env if command is None else replace(policy.cfg.env, command=tuple(command))
+    cfg = replace(policy.cfg.env, randomize=randomize or RandomizeConfig(enabled=False))
+    if command is not None:
+        cfg = replace(cfg, command=tuple(command))
     env = make_env(spec.task, cfg, episodes, seed=seed)
     env.reset(np.arange(episodes), seeds=[episode_seed(seed, k) for k in range(episodes)])
     writer = _VideoWriter(env, Path(video)) if video else None
@@ -49,6 +56,8 @@ def evaluate(
             obs = result.obs
             if writer:
                 writer.add()
+        if records is not None:
+            records += _records(env, seed, returns, success if spec.has_success else None, metrics)
     finally:
         if writer:
             writer.close()
@@ -57,6 +66,46 @@ def evaluate(
     if spec.has_success:
         out["success_rate"] = float(success.mean())
     out.update({f"{name}_mean": float(values.mean()) for name, values in metrics.items()})
+    return out
+
+
+def evaluate_perturbed(
+    policy: StreamingPolicy,
+    episodes: int,
+    sets: dict[str, RandomizeConfig],
+    command: tuple[float, ...] | None = None,
+    records: list[dict] | None = None,
+    video: str | Path | None = None,
+) -> dict:
+    """``{"nominal": evaluate(...), "perturbed": {name: evaluate(...)}}``: the same seeded
+    episodes in the nominal simulator and under each perturbation set; ``records`` get a
+    ``set`` name each; ``video`` shows the first nominal episode."""
+    out: dict = {"perturbed": {}}
+    for name, randomize in {"nominal": None, **sets}.items():
+        mine: list[dict] = []
+        clip = video if name == "nominal" else None
+        result = evaluate(
+            policy, episodes, command=command, randomize=randomize, records=mine, video=clip
+        )
+        if name == "nominal":
+            out["nominal"] = result
+        else:
+            out["perturbed"][name] = result
+        if records is not None:
+            records += [{"set": name, **record} for record in mine]
+    return out
+
+
+def _records(env, seed: int, returns, success, metrics) -> list[dict]:
+    """One dict per evaluated episode: its seed, outcome and randomised values."""
+    out = []
+    for k in range(len(returns)):
+        record = {"seed": episode_seed(seed, k), "return": float(returns[k])}
+        if success is not None:
+            record["success"] = bool(success[k])
+        record |= {name: float(values[k]) for name, values in metrics.items()}
+        record["randomization"] = env.randomizer.values(env.params[k])
+        out.append(record)
     return out
 
 

@@ -15,7 +15,9 @@ depth frame: ``EnvSpec.image``), H = W = image size.
   env renders; proprio only for tasks with a proprioception group (``obs.proprio``).
 - ``get_state(ids)`` / ``set_state(state, ids)``: exact round trip of everything that affects
   future observations, rewards and success (physics, task extras such as targets, step
-  counter, previous action, success-window count, and frame stacks of rendered envs).
+  counter, previous action, success-window count, frame stacks of rendered envs, and the
+  domain-randomisation draws with the controls, sensor readings and frames they delay:
+  ``copy_state`` gives an auxiliary env its nominal's draws).
 - ``info``: ``"reward_terms"`` {name: float32 [N]} (their sum is the reward) and, for tasks
   that define it, ``"success"`` bool [N], the episode's verdict (read it when the episode
   ends): the task's success condition held on at least half of the episode's last
@@ -130,6 +132,10 @@ class EnvState:
     prev_action: np.ndarray  # float32 [n, A]
     on_target: np.ndarray  # int64 [n], steps of the final success window with success held
     frames: np.ndarray | None = field(default=None)  # uint8 [n, C, H, W] for rendered envs
+    params: np.ndarray | None = None  # float64 [n, K] domain-randomisation draws
+    ctrl_queue: np.ndarray | None = None  # float64 [n, L, nu] controls still on their way
+    sensed: np.ndarray | None = None  # float64 [n, nstate] physics as the (delayed) sensors saw it
+    pending: np.ndarray | None = None  # uint8 [n, D, H, W, c] camera frames still on their way
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import defaultdict
@@ -13,6 +14,7 @@ from mujoco import rollout
 
 from sdpg_core.config import EnvConfig
 from sdpg_core.envs.base import BatchedEnv, EnvSpec, EnvState, StepResult
+from sdpg_core.envs.randomize import ModelVariants, Randomizer
 from sdpg_core.envs.registry import TaskEntry
 from sdpg_core.envs.render import PixelRenderer
 from sdpg_core.obs import proprio
@@ -66,6 +68,7 @@ class MujocoBatchEnv(BatchedEnv):
         window = -(-task.success_window // cfg.action_repeat)
         self.success_window = max(1, min(window, self.episode_steps))
         self.on_target = np.zeros(num_envs, dtype=np.int64)
+        self._init_randomization(cfg)
         self.timers: dict[str, float] = defaultdict(float)
         joints = m.actuator_trnid[:, 0]
         # qpos / qvel indices of the actuated joints, in action order
@@ -74,7 +77,7 @@ class MujocoBatchEnv(BatchedEnv):
         self.spec = self._make_spec(cfg, pixels)
         if pixels:
             self.renderer = PixelRenderer(
-                m,
+                copy.copy(m) if self.randomizer.dim else m,
                 task,
                 len(self.render_ids),
                 cfg.image_shape,
@@ -83,9 +86,29 @@ class MujocoBatchEnv(BatchedEnv):
                 cfg.shadows,
                 cfg.msaa,
                 self.spec.depth_range,
+                self.randomizer,
             )
+            self._init_pending()
         self.rng = np.random.default_rng(seed)
         self.reset(np.arange(num_envs))
+
+    def _init_randomization(self, cfg: EnvConfig) -> None:
+        """Draws per env, the model variants they select and the timing buffers they need."""
+        m, n = self.model, self.num_envs
+        self.randomizer = Randomizer(cfg.randomize, m, self.task.frame_skip)
+        self.variants = ModelVariants(self.randomizer)
+        self.params = np.zeros((n, self.randomizer.dim))
+        self.ctrl_queue = np.zeros((n, self.randomizer.max_action_delay, m.nu))
+        self.sensed = np.zeros((n, self._nstate if self.randomizer.has("joint_delay") else 0))
+        self.pending = None
+
+    def _init_pending(self) -> None:
+        """Camera frames on their way, per rendered env (with camera delay or drops only)."""
+        r = self.randomizer
+        if r.max_camera_delay or r.has("camera_drop"):
+            stack = self.renderer.stack
+            shape = (len(self.render_ids), r.max_camera_delay + 1, *stack.frames.shape[2:])
+            self.pending = np.zeros((*shape, stack.channels), np.uint8)
 
     def _make_spec(self, cfg: EnvConfig, pixels: bool) -> EnvSpec:
         """Build the static spec from the compiled model and task."""
@@ -143,9 +166,12 @@ class MujocoBatchEnv(BatchedEnv):
             return
         if seeds is None:
             qpos, qvel, extras = self.task.initial_state(self.rng, len(ids))
+            params = self.randomizer.sample(self.rng, len(ids))
         else:
-            draws = [self.task.initial_state(np.random.default_rng(s), 1) for s in seeds]
+            rngs = [np.random.default_rng(s) for s in seeds]
+            draws = [self.task.initial_state(rng, 1) for rng in rngs]
             qpos, qvel, extras = (np.concatenate(parts) for parts in zip(*draws, strict=True))
+            params = np.concatenate([self.randomizer.sample(rng, 1) for rng in rngs])
         physics = np.zeros((len(ids), self._nstate))
         physics[:, 1 : 1 + self.model.nq] = qpos
         physics[:, 1 + self.model.nq : 1 + self.model.nq + self.model.nv] = qvel
@@ -154,6 +180,12 @@ class MujocoBatchEnv(BatchedEnv):
         self.steps[ids] = 0
         self.on_target[ids] = 0
         self.prev_action[ids] = 0.0
+        self.params[ids] = params
+        self.variants.invalidate()
+        self.ctrl_queue[ids] = self.task.control(np.zeros((len(ids), self.model.nu)), extras)[0][
+            :, None
+        ]
+        self.sensed[ids] = physics[:, : self.sensed.shape[1]]
         self._restart_frames(ids)
 
     def _restart_frames(self, ids: np.ndarray) -> None:
@@ -162,8 +194,11 @@ class MujocoBatchEnv(BatchedEnv):
         if self.renderer is None or len(rendered) == 0:
             return
         start = time.perf_counter()
-        images = self.renderer.render(self.physics[rendered], self.extras[rendered])
+        physics, extras = self.physics[rendered], self.extras[rendered]
+        images = self.renderer.render(physics, extras, self.params[rendered], self.steps[rendered])
         self.renderer.stack.reset(self._render_row[rendered], images)
+        if self.pending is not None:
+            self.pending[self._render_row[rendered]] = images[:, None]
         self.timers["render"] += time.perf_counter() - start
 
     def step(self, actions: np.ndarray) -> StepResult:
@@ -231,21 +266,45 @@ class MujocoBatchEnv(BatchedEnv):
         ctrl, self.extras = self.task.control(actions, self.extras)
         expected = self.physics[:, 0] + self.task.frame_skip * self.model.opt.timestep
         broken_before = ~np.isfinite(self.physics).all(axis=1)
+        before = self.physics.copy() if self.sensed.shape[1] else None
         self._pool.rollout(
-            self.model,
+            self.variants.models(self.params),
             self._datas,
             self.physics,
-            ctrl[:, None, :],
+            self._delayed(ctrl),
             nstep=self.task.frame_skip,
             initial_warmstart=self._warmstart,
             state=self._out,
         )
         self.physics[:] = self._out[:, -1]
+        if before is not None:
+            self._sense(before)
         tolerance = 0.5 * self.model.opt.timestep
         with np.errstate(invalid="ignore"):
             diverged = ~(np.abs(self.physics[:, 0] - expected) < tolerance)
         self.timers["physics"] += time.perf_counter() - start
         return diverged | broken_before | ~np.isfinite(self.physics).all(axis=1)
+
+    def _delayed(self, ctrl: np.ndarray) -> np.ndarray:
+        """Controls per substep [N, frame_skip, nu]: an env's new ``ctrl`` [N, nu] reaches its
+        motors after its action delay (plus jitter) in substeps; until then the older ones."""
+        fs, queue = self.task.frame_skip, self.ctrl_queue
+        if queue.shape[1] == 0:
+            return ctrl[:, None, :]
+        span = queue.shape[1]
+        timeline = np.concatenate([queue, np.repeat(ctrl[:, None], fs, axis=1)], axis=1)
+        delay = self.randomizer.action_delays(self.params, self.steps)
+        index = span + np.arange(fs)[None] - delay[:, None]
+        self.ctrl_queue = timeline[:, -span:].copy()
+        return np.take_along_axis(timeline, index[:, :, None], axis=1)
+
+    def _sense(self, before: np.ndarray) -> None:
+        """Joint states and IMU as the sensors report them: each env's physics its joint delay
+        (substeps, at most one control step) ago."""
+        fs = self.task.frame_skip
+        delay = self.randomizer.column(self.params, "joint_delay")[:, 0].astype(np.int64)
+        history = np.concatenate([before[:, None], self._out], axis=1)
+        self.sensed[:] = history[np.arange(self.num_envs), fs - delay]
 
     def _render_step(self) -> None:
         """Render each rendered env whose camera is due (every ``camera_every`` steps of its
@@ -256,9 +315,25 @@ class MujocoBatchEnv(BatchedEnv):
         rows = np.flatnonzero(self.steps[self.render_ids] % self.spec.camera_every == 0)
         ids = self.render_ids[rows]
         physics = np.nan_to_num(self.physics[ids], nan=0.0, posinf=0.0, neginf=0.0)
-        images = self.renderer.render(physics, self.extras[ids])
+        images = self.renderer.render(physics, self.extras[ids], self.params[ids], self.steps[ids])
+        if self.pending is not None:
+            rows, images = self._delay_frames(rows, ids, images)
         self.renderer.stack.push(rows, images)
         self.timers["render"] += time.perf_counter() - start
+
+    def _delay_frames(
+        self, rows: np.ndarray, ids: np.ndarray, images: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, frames) that reach the stacks: each env's frame from its camera delay ago,
+        except where this frame is dropped."""
+        pending = self.pending[rows]
+        pending[:, :-1] = pending[:, 1:]
+        pending[:, -1] = images
+        self.pending[rows] = pending
+        delay = self.randomizer.column(self.params[ids], "camera_delay")[:, 0].astype(np.int64)
+        frames = pending[np.arange(len(rows)), pending.shape[1] - 1 - delay]
+        keep = ~self.randomizer.dropped(self.params[ids], self.steps[ids])
+        return rows[keep], frames[keep]
 
     def observe(self) -> dict[str, np.ndarray]:
         """Current observations; non-finite physics rows give zero state and proprio."""
@@ -269,7 +344,8 @@ class MujocoBatchEnv(BatchedEnv):
         state[broken | ~np.isfinite(state).all(axis=1)] = 0.0
         obs = {"state": state}
         if self.task.proprio:
-            obs["proprio"] = self._proprio(np.where(broken[:, None], 0.0, self.physics))
+            sensed = self.sensed if self.sensed.shape[1] else self.physics
+            obs["proprio"] = self._proprio(np.where(broken[:, None], 0.0, sensed))
             obs["proprio"][broken] = 0.0
         if self.renderer is not None:
             obs["pixels"] = self.renderer.stack.frames.copy()
@@ -303,7 +379,15 @@ class MujocoBatchEnv(BatchedEnv):
             self.prev_action[ids].copy(),
             self.on_target[ids].copy(),
             frames,
+            self.params[ids].copy(),
+            self.ctrl_queue[ids].copy(),
+            self.sensed[ids].copy(),
+            self._pending_of(rows) if frames is not None else None,
         )
+
+    def _pending_of(self, rows: np.ndarray) -> np.ndarray | None:
+        """Copy of the delayed camera frames of render rows ``rows`` (None without delays)."""
+        return None if self.pending is None else self.pending[rows].copy()
 
     def set_state(self, state: EnvState, ids: np.ndarray) -> None:
         """Restore ``ids`` from ``state``; frames are applied to rendered ids when present."""
@@ -313,10 +397,23 @@ class MujocoBatchEnv(BatchedEnv):
         self.steps[ids] = state.steps
         self.prev_action[ids] = state.prev_action
         self.on_target[ids] = state.on_target
+        self._set_timing(state, ids)
         rows = self._render_row[ids]
         if state.frames is not None and self.renderer is not None:
             keep = rows >= 0
             self.renderer.stack.frames[rows[keep]] = state.frames[keep]
+            if state.pending is not None and self.pending is not None:
+                self.pending[rows[keep]] = state.pending[keep]
+
+    def _set_timing(self, state: EnvState, ids: np.ndarray) -> None:
+        """Restore the draws of ``ids`` and the controls and readings they delay (a state
+        without them, from before randomisation, leaves the env's own)."""
+        for name in ("params", "ctrl_queue", "sensed"):
+            value = getattr(state, name)
+            if value is not None:
+                getattr(self, name)[ids] = value
+        if state.params is not None:
+            self.variants.invalidate()
 
     def state_dict(self) -> dict:
         """Whole-batch state incl. frame stacks and the reset RNG, as tensors (for checkpoints)."""
@@ -330,6 +427,10 @@ class MujocoBatchEnv(BatchedEnv):
             "on_target": torch.from_numpy(state.on_target),
             "frames": torch.from_numpy(frames.copy()),
             "rng": json.dumps(self.rng.bit_generator.state),
+            "params": torch.from_numpy(state.params),
+            "ctrl_queue": torch.from_numpy(state.ctrl_queue),
+            "sensed": torch.from_numpy(state.sensed),
+            "pending": torch.from_numpy(np.array(self.pending if self.pending is not None else [])),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -341,9 +442,14 @@ class MujocoBatchEnv(BatchedEnv):
             state["prev_action"].numpy(),
             state["on_target"].numpy(),
         )
+        for name in ("params", "ctrl_queue", "sensed"):  # absent from older checkpoints
+            if name in state:
+                setattr(restored, name, state[name].numpy())
         self.set_state(restored, np.arange(self.num_envs))
         if self.renderer is not None:
             self.renderer.stack.frames[:] = state["frames"].numpy()
+        if self.pending is not None and "pending" in state:
+            self.pending[:] = state["pending"].numpy()
         self.rng.bit_generator.state = json.loads(state["rng"])
 
     def close(self) -> None:

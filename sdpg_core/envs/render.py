@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
+from sdpg_core.envs.randomize import Randomizer
 from sdpg_core.envs.task import Task
 from sdpg_core.obs import FrameStack, depth_frame
 
@@ -17,7 +18,9 @@ class PixelRenderer:
     """Renders envs from their physics state at ``size`` = (height, width); keeps one frame
     stack per rendered env. With a
     ``depth_range`` the camera is a depth camera (metres along the optical axis, as a RealSense
-    depth stream) and frames are ``obs.depth_frame``s; without, RGB."""
+    depth stream) and frames are ``obs.depth_frame``s; without, RGB. With a ``randomizer``
+    whose vision draws are on, ``model`` must be the renderer's own copy: each env's lights,
+    colours and camera are set from its draws before it is drawn."""
 
     def __init__(
         self,
@@ -30,6 +33,7 @@ class PixelRenderer:
         shadows: bool = False,
         msaa: bool = False,
         depth_range: Sequence[float] = (),
+        randomizer: Randomizer | None = None,
     ) -> None:
         if not shadows:
             model.vis.quality.shadowsize = 0
@@ -38,6 +42,8 @@ class PixelRenderer:
         self.task = task
         self.camera = camera
         self.depth_range = tuple(depth_range)
+        self.randomizer = randomizer
+        self._camera_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
         self._data = mujoco.MjData(model)
         self._model = model
         height, width = size
@@ -46,13 +52,19 @@ class PixelRenderer:
             self._renderer.enable_depth_rendering()
         self.stack = FrameStack(count, stack, height, width, 1 if self.depth_range else 3)
 
-    def camera_images(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
-        """What the camera sees of n envs given their physics state and task extras: RGB uint8
-        [n, H, W, 3], or depth float32 metres [n, H, W] for a depth camera."""
+    def camera_images(
+        self, physics: np.ndarray, extras: np.ndarray, params: np.ndarray | None = None
+    ) -> np.ndarray:
+        """What the camera sees of n envs given their physics state, task extras and (with a
+        randomizer) vision draws: RGB uint8 [n, H, W, 3], or depth float32 metres [n, H, W]."""
         size = self.stack.frames.shape[2:]
         shape, dtype = (size, np.float32) if self.depth_range else ((*size, 3), np.uint8)
         out = np.empty((len(physics), *shape), dtype=dtype)
         for i, (state, extra) in enumerate(zip(physics, extras, strict=True)):
+            if params is not None and self.randomizer is not None and self.randomizer.dim:
+                self.randomizer.apply_vision(self._model, params[i])
+                if self._camera_id >= 0:
+                    self.randomizer.apply_camera(self._model, self._camera_id, params[i])
             mujoco.mj_setState(self._model, self._data, state, FULLPHYSICS)
             self.task.prepare_render(self._data, extra)
             mujoco.mj_forward(self._model, self._data)
@@ -60,10 +72,24 @@ class PixelRenderer:
             out[i] = self._renderer.render()
         return out
 
-    def render(self, physics: np.ndarray, extras: np.ndarray) -> np.ndarray:
-        """Policy frames uint8 [n, H, W, c] of n envs (c = 3 RGB, 1 depth)."""
-        images = self.camera_images(physics, extras)
-        return depth_frame(images, self.depth_range) if self.depth_range else images
+    def render(
+        self,
+        physics: np.ndarray,
+        extras: np.ndarray,
+        params: np.ndarray | None = None,
+        steps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Policy frames uint8 [n, H, W, c] of n envs (c = 3 RGB, 1 depth); with draws
+        ``params`` [n, K] at episode ``steps`` [n], randomised looks and image noise."""
+        images = self.camera_images(physics, extras, params)
+        randomized = params is not None and self.randomizer is not None and self.randomizer.dim
+        if self.depth_range:
+            if randomized:
+                self.randomizer.postprocess_depth(images, params, steps)
+            return depth_frame(images, self.depth_range)
+        if randomized:
+            self.randomizer.postprocess_rgb(images, params, steps)
+        return images
 
     def close(self) -> None:
         """Free the GL context."""

@@ -4,6 +4,7 @@ deployable policy and the checkpoint state built from one mapping of stateful pa
 from __future__ import annotations
 
 import abc
+import json
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -118,11 +119,31 @@ class TrainerBase(abc.ABC):
         return now
 
     def _track(self, result: StepResult, ids: np.ndarray | slice = slice(None)) -> None:
-        """Episode statistics of the envs ``ids`` (forced horizon ends are not episode ends)."""
+        """Episode statistics of the envs ``ids`` (forced horizon ends are not episode ends);
+        call it before resetting the envs that ended."""
         ended = (result.terminated | result.truncated)[ids]
         success = result.info["success"][ids] if self.spec.has_success else None
+        if self.env.randomizer.dim and ended.any():
+            self._log_draws(np.arange(self.env.num_envs)[ids], ended, result, success)
         terms = {k: v[ids] for k, v in result.info["reward_terms"].items()}
         self.episodes.add(result.reward[ids], terms, ended, success)
+
+    def _log_draws(
+        self, ids: np.ndarray, ended: np.ndarray, result: StepResult, success: np.ndarray | None
+    ) -> None:
+        """Append each ended episode's randomised values and outcome to randomization.jsonl
+        (what reproduces a failure: ``env.randomize`` fixed to these values)."""
+        returns = self.episodes.running + result.reward[ids]
+        lines = []
+        for k in np.flatnonzero(ended):
+            record = {"iteration": self.iteration, "env": int(ids[k]), "return": float(returns[k])}
+            if success is not None:
+                record["success"] = bool(success[k])
+            record["randomization"] = self.env.randomizer.values(self.env.params[ids[k]])
+            lines.append(json.dumps(record) + "\n")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "randomization.jsonl").open("a") as handle:
+            handle.writelines(lines)
 
     def train_iteration(self) -> dict[str, Any]:
         """One iteration; returns its metrics record (wall and process CPU time accumulated)."""

@@ -99,12 +99,12 @@ class SDPGTrainer(TrainerBase):
             start = self._timed("env_step", start)
             self._store_values(t, result, frozen)
             self._timed("critic", start)
+            self._track(result, self.nominal_ids)
             done = self._handle_resets(result.terminated | result.truncated)
             if t == hp.horizon - 1:
                 done[:] = True
             st.actions[t], st.noise[t], st.log_sigma[t] = action, noise, log_sigma
             st.rewards[t], st.dones[t] = torch.from_numpy(result.reward), torch.from_numpy(done)
-            self._track(result, self.nominal_ids)
             obs = env.observe()
         return frozen
 
