@@ -177,3 +177,33 @@ def test_export_smoke(tmp_path):
         assert figures[name]["steps"] == 50 and figures[name]["max_abs_diff"] <= 1e-4
         for timing in ("onnx_infer_ms", "onnx_step_ms", "torch_step_ms"):
             assert_positive(figures[name][timing], ["p50", "p99", "max"])
+
+
+@pytest.mark.timeout(300)
+def test_robustness_smoke(tmp_path):
+    """Two tiny reacher trainings (randomised, nominal), each evaluated nominal and under the
+    held-out sets."""
+    before = results_snapshot()
+    command = [sys.executable, str(BENCHMARKS / "bench_robustness.py"), "--smoke"]
+    command += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    command += ["--randomize", "config/randomize/reacher.yaml", "--set", "env.episode_steps=3"]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=280, check=False, cwd=BENCHMARKS.parent
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert results_snapshot() == before
+    figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["robustness_reacher"]
+    for name in ("randomized", "nominal"):
+        policy = figures[name]
+        assert policy["iterations"] == 2
+        assert set(policy["perturbed_success"]) == {
+            "camera_moved",
+            "other_lighting",
+            "noisy_camera",
+            "latency_40ms",
+            "weak_heavy",
+        }
+        assert_positive(policy, ["env_steps_per_s", "env_steps_per_cpu_s", "cpu_s"])
+    drawn = (tmp_path / "runs" / "reacher_randomized" / "randomization.jsonl").read_text()
+    assert json.loads(drawn.splitlines()[0])["randomization"]["vision.light_intensity/light0"] > 0
+    assert not (tmp_path / "runs" / "reacher_nominal" / "randomization.jsonl").exists()

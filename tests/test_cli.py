@@ -120,3 +120,26 @@ def test_eval_with_a_fixed_command(tmp_path, capsys):
     reacher = str(Path(__file__).parent / "data" / "reacher_pixels.pt")
     assert main(["eval", "--checkpoint", reacher, "--command", "0.5,0,0"]) == 2
     assert "env.command: reacher takes 0 command values" in capsys.readouterr().err
+
+
+def test_eval_under_perturbations_logs_each_episode(tmp_path, capsys):
+    """sdpg eval --perturb: the same episodes nominal and under each named set; --log keeps
+    every episode's outcome and the values it was drawn."""
+    sets = tmp_path / "perturb.yaml"
+    sets.write_text(
+        "dark:\n  vision:\n    light_intensity: [0.3, 0.3]\n"
+        "late:\n  latency:\n    action_delay: [40, 40]\n"
+    )
+    reacher, log = str(Path(__file__).parent / "data" / "reacher_pixels.pt"), tmp_path / "ep.jsonl"
+    argv = ["eval", "--checkpoint", reacher, "--episodes", "2", "--perturb", str(sets)]
+    assert main([*argv, "--log", str(log)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["perturbed"]) == {"dark", "late"} and "success_rate" in result["nominal"]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["set"] for r in records] == ["nominal"] * 2 + ["dark"] * 2 + ["late"] * 2
+    assert records[0]["randomization"] == {} and records[0]["seed"] == [12345, 0]
+    assert records[2]["randomization"]["vision.light_intensity/light0"] == 0.3
+    assert records[4]["randomization"]["latency.action_delay"] == 4.0  # 40 ms = 4 substeps
+    sets.write_text("dark:\n  vision:\n    light: [0.3, 0.3]\n")
+    assert main([*argv]) == 2
+    assert "dark.vision.light: unknown key" in capsys.readouterr().err

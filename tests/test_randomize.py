@@ -17,6 +17,7 @@ from sdpg_core.config import (
     resolve,
 )
 from sdpg_core.envs.registry import get_task, make_env, task_names
+from sdpg_core.evaluate import evaluate
 from sdpg_core.share import find_share_file
 
 ACTOR_TASKS = [n for n in task_names() if get_task(n).obs_mode != "state"]
@@ -309,4 +310,7 @@ def test_training_logs_each_episodes_draws(tmp_path):
     ]
     assert len(records) == 2 and {r["env"] for r in records} == {0, 4}  # the nominal envs
     assert set(records[0]["randomization"]) == {"physics.friction", "latency.action_delay"}
+    evaluated: list[dict] = []
+    evaluate(trainer.policy(), 2, records=evaluated)  # evaluation: the nominal simulator
+    assert evaluated[0]["randomization"] == {}
     trainer.env.close()
