@@ -75,8 +75,12 @@ def io_contract(spec: EnvSpec) -> dict[str, Any]:
             "dtype": "float32",
             "shape": ["n", spec.action_dim],
             "joints": list(spec.joint_names),
-            "meaning": "tanh(clamp(mu)) in (-1, 1), one per joint in this order; the robot "
-            "YAML maps it to commands (target = offset + scale * action, or a delta)",
+            "meaning": "tanh(clamp(mu)) in (-1, 1), one per joint in this order; command = "
+            "offset + scale * action (mode absolute) or held command + scale * action (delta), "
+            "in rad (position) or the effort unit (motors)",
+            "mode": spec.action_mode,
+            "scale": list(spec.action_scale),
+            "offset": list(spec.action_offset),
             "default_pose": list(spec.default_pose),
         },
     }

@@ -6,6 +6,8 @@ for (``read_metadata``, over ``checkpoint.read_header``) without building its ne
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,9 +29,35 @@ class Misfit(NamedTuple):
 def checkpoint_spec(data: dict[str, Any], source: str | Path) -> EnvSpec:
     """The env spec stored in checkpoint ``data`` (ValueError naming ``source`` if malformed)."""
     try:
-        return EnvSpec.from_dict(data["spec"])
+        return with_action_mapping(EnvSpec.from_dict(data["spec"]))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{source}: no valid env spec in the checkpoint ({err!r})") from err
+
+
+def with_action_mapping(spec: EnvSpec) -> EnvSpec:
+    """``spec``, or for a spec saved before actions carried their meaning, ``spec`` with its
+    registered task's ``action_mapping`` (unregistered tasks: unchanged)."""
+    if spec.action_mode:
+        return spec
+    mapping = _task_action_mapping(base_task(spec.task))
+    return spec if mapping is None else dataclasses.replace(spec, **mapping)
+
+
+@functools.cache
+def _task_action_mapping(task: str) -> dict[str, Any] | None:
+    """The action mode, scale and offset of registered task ``task`` (None if unknown)."""
+    try:
+        entry = get_task(task)
+    except KeyError:
+        return None
+    instance = entry.factory()
+    instance.bind(instance.build_spec().compile())
+    mode, scale, offset = instance.action_mapping()
+    return {
+        "action_mode": mode,
+        "action_scale": tuple(float(v) for v in scale),
+        "action_offset": tuple(float(v) for v in offset),
+    }
 
 
 def read_metadata(path: str | Path) -> tuple[Config, EnvSpec]:
@@ -64,7 +92,33 @@ def robot_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
             f"policy joints {list(spec.joint_names)}, robot {robot.name!r} has "
             f"{list(robot.joints)} (same names, same order)",
         )
-    return None
+    return action_misfit(spec, robot)
+
+
+def action_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
+    """Why ``robot``'s YAML would turn the policy's actions into other commands than in
+    training (mode, scale, offset), or None (also for specs from before the action mapping)."""
+    if not spec.action_mode:
+        return None
+    trained = (spec.action_mode, spec.action_scale, spec.action_offset)
+    mapped = (robot.action_mode, robot.action_scale, robot.action_offset)
+    same = trained[0] == mapped[0] and _close(trained[1], mapped[1])
+    if same and (trained[0] == "delta" or _close(trained[2], mapped[2])):
+        return None
+    return Misfit(
+        "action",
+        f"policy actions mean {trained[0]} commands, scale {list(trained[1])}, offset "
+        f"{list(trained[2])} (its training task); robot {robot.name!r} maps them {mapped[0]}, "
+        f"scale {list(mapped[1])}, offset {list(mapped[2])} (action_mode / action_scale / "
+        "action_offset of its YAML)",
+    )
+
+
+def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Same length and equal within 1e-6 (relative) per value."""
+    if len(a) != len(b):
+        return False
+    return all(abs(x - y) <= 1e-6 * max(1.0, abs(x)) for x, y in zip(a, b, strict=True))
 
 
 def swap_misfit(new: EnvSpec, running: EnvSpec) -> Misfit | None:

@@ -58,7 +58,9 @@ class OnnxPolicy(StreamingPolicy):
         session = open_session(path)
         meta = read_contract(session, path)
         try:
-            spec = EnvSpec.from_dict(meta["spec"])
+            from sdpg_core.fit import with_action_mapping  # fit reads .onnx files too
+
+            spec = with_action_mapping(EnvSpec.from_dict(meta["spec"]))
             cfg = from_dict(meta["config"], f"{path}: config")
         except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise ValueError(f"{path}: no valid spec / config in its metadata ({err})") from err

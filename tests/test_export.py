@@ -80,6 +80,9 @@ def test_the_contract_describes_the_quadruped_inputs_and_action(tmp_path):
     ]
     assert sum(s["size"] for s in layout) == policy.spec.proprio_dim
     assert contract["action"]["joints"][:2] == ["FR_hip_joint", "FR_thigh_joint"]
+    # a checkpoint from before actions carried their meaning gets its task's (a migration)
+    assert contract["action"]["mode"] == "absolute" and contract["action"]["scale"] == [0.5] * 12
+    assert contract["action"]["offset"][:3] == [-0.1, 0.8, -1.5]
     assert contract["inputs"]["proprio"]["shape"] == ["n", policy.spec.proprio_dim]
     path = export(policy, tmp_path / "go2.pt", "torchscript")
     files = {"sdpg.spec": "", "sdpg.contract": ""}

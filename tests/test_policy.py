@@ -72,6 +72,40 @@ def test_robot_misfit_names_task_and_joints():
 
 
 @pytest.mark.parametrize(
+    ("task", "robot"), [("reacher", "reacher"), ("ur5e_reach", "ur5e"), ("go2_walk", "go2")]
+)
+def test_the_shipped_robots_map_actions_as_their_task_trained_them(task, robot):
+    from sdpg_core.config import EnvConfig
+    from sdpg_core.envs.registry import make_env
+
+    env = make_env(task, EnvConfig(task=task), 1, render=False)
+    assert env.spec.action_mode and robot_misfit(env.spec, load_robot(robot)) is None
+    env.close()
+
+
+def test_a_robot_that_scales_actions_otherwise_is_refused():
+    robot = load_robot("go2")
+    spec = dataclasses.replace(
+        SPEC,
+        task="go2_walk",
+        action_dim=12,
+        joint_names=tuple(robot.joints),
+        action_mode="absolute",
+        action_scale=(0.5,) * 12,
+        action_offset=tuple(robot.action_offset),
+    )
+    assert robot_misfit(spec, robot) is None
+    assert robot_misfit(dataclasses.replace(spec, action_mode=""), robot) is None  # old spec
+    half = dataclasses.replace(robot, action_scale=(0.25,) * 12)
+    found = robot_misfit(spec, half)
+    assert found.reason == "action" and "scale [0.25" in found.message and "go2" in found.message
+    moved = dataclasses.replace(robot, action_offset=(0.0,) * 12)
+    assert robot_misfit(spec, moved).reason == "action"
+    delta = dataclasses.replace(spec, action_mode="delta")
+    assert robot_misfit(delta, robot).reason == "action"
+
+
+@pytest.mark.parametrize(
     ("change", "reason"),
     [
         ({"obs_mode": "state"}, "obs_mode"),

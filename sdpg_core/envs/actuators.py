@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import mujoco
+
+
+def is_position_servo(model: mujoco.MjModel, i: int) -> bool:
+    """Whether actuator ``i`` is a PD position servo (affine bias -kp q - kd qdot)."""
+    return (
+        model.actuator_biastype[i] == mujoco.mjtBias.mjBIAS_AFFINE
+        and model.actuator_biasprm[i, 1] < 0
+        and math.isclose(-model.actuator_biasprm[i, 1], model.actuator_gainprm[i, 0])
+    )
 
 
 def add_position_servo(

@@ -65,6 +65,9 @@ class EnvSpec:
     image: str = "rgb"  # camera frames: "rgb" (3 channels each) or "depth" (1, metres quantised)
     depth_range: tuple[float, ...] = ()  # (near, far) metres of a depth image, else ()
     camera_every: int = 1  # control steps per camera frame (the frames in between are held)
+    action_mode: str = ""  # "absolute" | "delta": ``Task.action_mapping`` ("" in old specs)
+    action_scale: tuple[float, ...] = ()  # per joint, the robot's command units
+    action_offset: tuple[float, ...] = ()
 
     @property
     def image_channels(self) -> int:
@@ -93,6 +96,9 @@ class EnvSpec:
             "image": self.image,
             "depth_range": list(self.depth_range),
             "camera_every": self.camera_every,
+            "action_mode": self.action_mode,
+            "action_scale": list(self.action_scale),
+            "action_offset": list(self.action_offset),
         }
 
     @classmethod
@@ -119,6 +125,9 @@ class EnvSpec:
             image=data.get("image", "rgb"),
             depth_range=tuple(float(v) for v in data.get("depth_range", ())),
             camera_every=int(data.get("camera_every", 1)),
+            action_mode=str(data.get("action_mode", "")),
+            action_scale=tuple(float(v) for v in data.get("action_scale", ())),
+            action_offset=tuple(float(v) for v in data.get("action_offset", ())),
         )
 
 

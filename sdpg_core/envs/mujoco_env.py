@@ -116,6 +116,7 @@ class MujocoBatchEnv(BatchedEnv):
         image = cfg.image or self.task.image
         channels = 1 if image == "depth" else 3
         obs = self.task.observation(*self._split(self.physics[:1]), self.extras[:1])
+        mode, scale, offset = self.task.action_mapping()
         return EnvSpec(
             task=self.entry.name,
             obs_mode=self.entry.obs_mode,
@@ -136,6 +137,9 @@ class MujocoBatchEnv(BatchedEnv):
             image=image,
             depth_range=tuple(self.task.depth_range) if image == "depth" else (),
             camera_every=self.task.camera_every,
+            action_mode=mode,
+            action_scale=tuple(float(v) for v in scale),
+            action_offset=tuple(float(v) for v in offset),
         )
 
     def _proprio_dim(self) -> int:

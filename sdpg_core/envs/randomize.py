@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import cv2
 import mujoco
 import numpy as np
 
 from sdpg_core.config import RandomizeConfig
+from sdpg_core.envs.actuators import is_position_servo
 
 COLOR_CLASSES = ("floor", "scene", "robot", "target")
 AXES = ("x", "y", "z")
@@ -304,7 +304,7 @@ def _label_sets(model: mujoco.MjModel) -> dict[str, tuple[str, ...]]:
     bodies = [name(obj.mjOBJ_BODY, i) for i in range(1, model.nbody)]
     dofs = [f"{name(obj.mjOBJ_JOINT, int(model.dof_jntid[i]))}:{i}" for i in range(model.nv)]
     actuators = [name(obj.mjOBJ_ACTUATOR, i) for i in range(model.nu)]
-    servos = [a for i, a in enumerate(actuators) if _is_servo(model, i)]
+    servos = [a for i, a in enumerate(actuators) if is_position_servo(model, i)]
     return {
         "light_position": tuple(f"light_position/{n}/{a}" for n in lights for a in AXES),
         "light_intensity": tuple(f"light_intensity/{n}" for n in lights),
@@ -322,18 +322,9 @@ def _label_sets(model: mujoco.MjModel) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _is_servo(model: mujoco.MjModel, i: int) -> bool:
-    """Whether actuator ``i`` is a PD position servo (affine bias -kp q - kd qdot)."""
-    return (
-        model.actuator_biastype[i] == mujoco.mjtBias.mjBIAS_AFFINE
-        and model.actuator_biasprm[i, 1] < 0
-        and math.isclose(-model.actuator_biasprm[i, 1], model.actuator_gainprm[i, 0])
-    )
-
-
 def _scale_actuators(base: mujoco.MjModel, m: mujoco.MjModel, get: dict) -> None:
     """Servo gains (kp, kd) and every actuator's strength (gain, bias and force limit)."""
-    servos = np.array([_is_servo(base, i) for i in range(base.nu)], dtype=bool)
+    servos = np.array([is_position_servo(base, i) for i in range(base.nu)], dtype=bool)
     kp, kd = np.ones(base.nu), np.ones(base.nu)
     if "kp" in get:
         kp[servos] = get["kp"]

@@ -104,6 +104,19 @@ class Task(abc.ABC):
         low, high = self.model.actuator_ctrlrange.T
         return np.clip(2.0 * (ctrl - low) / (high - low) - 1.0, -1.0, 1.0)
 
+    def action_mapping(self) -> tuple[str, np.ndarray, np.ndarray]:
+        """(mode, scale [A], offset [A]): what an action means in the robot's command units,
+        an absolute command = offset + scale * a (joint targets in rad, or efforts for motors)
+        or a "delta" = held command + scale * a (default: ``control``'s linear map of the
+        ctrlrange, through the gear and gain of a motor)."""
+        from sdpg_core.envs.actuators import is_position_servo
+
+        m = self.model
+        low, high = m.actuator_ctrlrange.T
+        servo = np.array([is_position_servo(m, i) for i in range(m.nu)], dtype=bool)
+        gain = np.where(servo, 1.0, m.actuator_gear[:, 0] * m.actuator_gainprm[:, 0])
+        return "absolute", gain * (high - low) / 2.0, gain * (high + low) / 2.0
+
     def hold_ctrl(self, qpos: np.ndarray, extras: np.ndarray) -> np.ndarray:
         """Position-servo ctrl [n, nu] that holds the arm still before any command (default: the
         actuated joints' current positions)."""

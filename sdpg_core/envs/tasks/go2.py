@@ -128,6 +128,10 @@ class Go2Walk(Task):
         low, high = self.limits.T
         return np.clip(STAND + ACTION_SCALE * action, low, high), extras
 
+    def action_mapping(self):
+        """PD targets = the standing pose + 0.5 a (absolute)."""
+        return "absolute", np.full(len(JOINTS), ACTION_SCALE), STAND.copy()
+
     def action_for(self, ctrl, extras):
         """The action whose PD targets are ``ctrl``."""
         return np.clip((ctrl - STAND) / ACTION_SCALE, -1.0, 1.0)

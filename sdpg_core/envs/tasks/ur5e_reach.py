@@ -107,6 +107,10 @@ class UR5eReach(Task):
         targets = np.clip(extras[:, 3:] + self.max_delta * action, low, high)
         return targets, np.concatenate([extras[:, :3], targets], axis=1)
 
+    def action_mapping(self):
+        """Joint targets move by ``max_delta`` a per step (delta)."""
+        return "delta", np.full(len(JOINTS), self.max_delta), np.zeros(len(JOINTS))
+
     def action_for(self, ctrl, extras):
         """The delta toward the commanded joint positions, at most ``max_delta`` per step."""
         return np.clip((ctrl - extras[:, 3:]) / self.max_delta, -1.0, 1.0)
