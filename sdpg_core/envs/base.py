@@ -178,8 +178,8 @@ class BatchedEnv(abc.ABC):
         """Current observations of all envs (pixels for ``render_ids`` only)."""
 
     @abc.abstractmethod
-    def get_state(self, ids: np.ndarray) -> EnvState:
-        """Full state of envs ``ids`` (frames only if every id is rendered)."""
+    def get_state(self, ids: np.ndarray, frames: bool = True) -> EnvState:
+        """Full state of envs ``ids`` (frames only if asked and every id is rendered)."""
 
     @abc.abstractmethod
     def set_state(self, state: EnvState, ids: np.ndarray) -> None:
@@ -187,9 +187,7 @@ class BatchedEnv(abc.ABC):
 
     def copy_state(self, src: np.ndarray, dst: np.ndarray) -> None:
         """Copy the state of envs ``src`` onto envs ``dst`` (same length; frames excluded)."""
-        state = self.get_state(src)
-        state.frames = None
-        self.set_state(state, dst)
+        self.set_state(self.get_state(src, frames=False), dst)
 
     def close(self) -> None:
         """Release renderers and thread pools."""

@@ -369,12 +369,13 @@ class MujocoBatchEnv(BatchedEnv):
             task.command(self.extras) if spec.command_dim else None,
         )
 
-    def get_state(self, ids: np.ndarray) -> EnvState:
-        """Copy of the state of ``ids`` (frames only when every id is rendered)."""
+    def get_state(self, ids: np.ndarray, frames: bool = True) -> EnvState:
+        """Copy of the state of ``ids`` (frames when asked and every id is rendered: a sync of
+        auxiliaries to their nominals copies no images)."""
         ids = np.asarray(ids, dtype=np.int64)
         rows = self._render_row[ids]
-        frames = None
-        if self.renderer is not None and len(ids) and (rows >= 0).all():
+        wanted, frames = frames, None
+        if wanted and self.renderer is not None and len(ids) and (rows >= 0).all():
             frames = self.renderer.stack.frames[rows].copy()
         return EnvState(
             self.physics[ids].copy(),
