@@ -74,6 +74,7 @@ def test_the_sim_publishes_the_metres_the_training_frames_are_made_of():
 def test_a_depth_policy_streams_metres_as_in_training():
     """Policy.act_image on metres (the ROS node's path) = Policy.act on the env's frames."""
     overrides = ["env.image_size=32", "env.image=depth", "model.encoder_strides=[2, 1]"]
+    overrides += ["env.randomize.enabled=false"]  # the sim serves the nominal simulator
     cfg = resolve("ur5e_reach", overrides=overrides)
     env = make_env("ur5e_reach", cfg.env, 1, seed=2)
     torch.manual_seed(0)

@@ -414,9 +414,16 @@ class MujocoBatchEnv(BatchedEnv):
         """Restore the draws of ``ids`` and the controls and readings they delay (a state
         without them, from before randomisation, leaves the env's own)."""
         for name in ("params", "ctrl_queue", "sensed"):
-            value = getattr(state, name)
-            if value is not None:
-                getattr(self, name)[ids] = value
+            value, mine = getattr(state, name), getattr(self, name)
+            if value is None:
+                continue
+            if value.shape[1:] != mine.shape[1:]:
+                raise ValueError(
+                    f"set_state: {name} of shape {value.shape[1:]} per env, this env's is "
+                    f"{mine.shape[1:]}: the state comes from an env randomised otherwise "
+                    "(env.randomize)"
+                )
+            mine[ids] = value
         if state.params is not None:
             self.variants.invalidate()
 
