@@ -77,6 +77,11 @@ def destroy_on_error(init: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+# appended to a ``policy/proprio`` message of a policy with a slower camera: the stamp of the
+# newest frame in its stack when it acted (what makes a replay of it exact)
+FRAME_LABELS = ("camera_frame.sec", "camera_frame.nanosec")
+
+
 def stamp_to_ns(stamp: Any) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

@@ -51,6 +51,7 @@ from sdpg_core.config import ConfigError
 from sdpg_core.robot import RobotConfig, load_robot
 from sdpg_core.stream import StreamingPolicy, proprio_labels
 from sdpg_ros.common import (
+    FRAME_LABELS,
     RELIABLE_QOS,
     SENSOR_QOS,
     Counters,
@@ -301,6 +302,7 @@ class PolicyNode(PolicyLoading, Node):
                 return
             action = self._action(policy, item, stamp_ns)
             group = policy.last_proprio if policy.spec.proprio_dim else None
+            held = self._frame_ns if policy.spec.camera_every > 1 else None
         if action is None:
             return
         if not np.isfinite(action).all():
@@ -308,13 +310,24 @@ class PolicyNode(PolicyLoading, Node):
             return
         stamp = divmod(stamp_ns, 1_000_000_000)
         if group is not None:  # what the policy saw, before what it did (for the record)
-            seen = JointState(name=proprio_labels(policy.spec), position=group[0].tolist())
-            seen.header.stamp.sec, seen.header.stamp.nanosec = stamp
-            self.proprio_pub.publish(seen)
+            self.proprio_pub.publish(self._seen(policy, group, stamp, held))
         out = JointState(name=list(policy.spec.joint_names), position=action.tolist())
         out.header.stamp.sec, out.header.stamp.nanosec = stamp
         self.action_pub.publish(out)
         self.counters.add("actions")
+
+    @staticmethod
+    def _seen(
+        policy: StreamingPolicy, group: np.ndarray, stamp: tuple[int, int], held: int | None
+    ) -> JointState:
+        """The proprio group an action was computed on, labelled, stamped as the action; with
+        a slower camera also the stamp of the newest frame it held (``FRAME_LABELS``)."""
+        names, values = proprio_labels(policy.spec), group[0].tolist()
+        if held is not None:
+            names, values = names + list(FRAME_LABELS), values + list(divmod(held, 1_000_000_000))
+        seen = JointState(name=names, position=[float(v) for v in values])
+        seen.header.stamp.sec, seen.header.stamp.nanosec = stamp
+        return seen
 
     def _action(
         self, policy: StreamingPolicy, item: Image | int, stamp_ns: int

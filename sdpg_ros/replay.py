@@ -4,10 +4,12 @@ The bag (``sdpg-ros deploy --record``) is read with ``rosbags`` and its messages
 as rclpy messages, in receive order. Each recorded action names its input by stamp: the proprio
 group the node computed it on (``policy/proprio``: joint state, IMU and command as the node
 paired them, recorded beside each action) and, for a camera policy, the camera frame (converted,
-cropped, resized and stacked as the node does; a camera slower than the control rate joins the
-stack as its frames arrive); an ``episode_start`` restarts the frame history at the first input
-stamped at or after it. The replayed policy acts on those inputs with its own previous action,
-and its action is compared with the recorded one.
+cropped, resized and stacked as the node does; for a camera slower than the control rate, the
+frames up to the newest one the node held, whose stamp its ``policy/proprio`` carries, join the
+stack before the action: bags from before that stamp push frames as they arrive); an
+``episode_start`` restarts the frame history at the first input stamped at or after it. The
+replayed policy acts on those inputs with its own previous action, and its action is compared
+with the recorded one.
 
 With the checkpoint that drove the robot the recorded actions come back (``max_abs_diff`` at
 float rounding); with another one the report says what that policy would have done on the same
@@ -26,7 +28,7 @@ from rclpy.serialization import deserialize_message
 
 from sdpg_core.stream import StreamingPolicy
 from sdpg_ros.bag_recorder import message_class
-from sdpg_ros.common import stamp_to_ns
+from sdpg_ros.common import FRAME_LABELS, stamp_to_ns
 from sdpg_ros.image_conversion import to_numpy
 
 
@@ -64,7 +66,8 @@ class Replayer:
 
     def __init__(self, policy: StreamingPolicy) -> None:
         self.policy, spec = policy, policy.spec
-        self.groups: dict[int, np.ndarray] = {}  # recorded proprio groups by stamp, not yet used
+        # recorded proprio groups by stamp, not yet used, with the held frame's stamp (or None)
+        self.groups: dict[int, tuple[np.ndarray, int | None]] = {}
         self.frames: dict[int, Any] = {}  # camera messages by stamp, not yet used
         self.restart_ns: int | None = None
         self.ticked = spec.obs_mode == "proprio" or spec.camera_every > 1
@@ -75,7 +78,7 @@ class Replayer:
         if kind == "JointState" and topic.endswith("policy/action"):
             return self._act(stamp_to_ns(msg.header.stamp))
         if kind == "JointState" and topic.endswith("policy/proprio"):
-            self.groups[stamp_to_ns(msg.header.stamp)] = np.asarray(msg.position)
+            self.groups[stamp_to_ns(msg.header.stamp)] = _group(msg)
         elif kind == "Header" and topic.endswith("episode_start"):
             self.restart_ns = stamp_to_ns(msg.stamp)
         elif kind == "Image" and self.policy.spec.obs_mode == "pixels":
@@ -83,13 +86,15 @@ class Replayer:
         return None
 
     def _frame(self, msg: Any) -> None:
-        """A camera frame: kept for its action, or (a slower camera) pushed into the stack."""
-        stamp = stamp_to_ns(msg.header.stamp)
-        if not self.ticked:
-            self.frames[stamp] = msg
-            return
-        self._maybe_restart(stamp)
-        self.policy.push_frame(to_numpy(msg, kind=self.policy.spec.image))
+        """A camera frame: kept for its action (or, a slower camera, for the next tick)."""
+        self.frames[stamp_to_ns(msg.header.stamp)] = msg
+
+    def _push_held(self, upto_ns: int | None) -> None:
+        """A slower camera: push the kept frames stamped up to ``upto_ns`` (all: None) into the
+        stack in arrival order, as the node did before the tick."""
+        for stamp in [s for s in self.frames if upto_ns is None or s <= upto_ns]:
+            self._maybe_restart(stamp)
+            self.policy.push_frame(to_numpy(self.frames.pop(stamp), kind=self.policy.spec.image))
 
     def _maybe_restart(self, stamp_ns: int) -> None:
         """Drop the frame history at the first input of a new episode (as the node does)."""
@@ -99,12 +104,14 @@ class Replayer:
 
     def _act(self, stamp_ns: int) -> np.ndarray:
         """The policy's action on the input stamped ``stamp_ns`` (a frame or a tick)."""
-        spec, group = self.policy.spec, None
+        spec, group, held = self.policy.spec, None, None
         if spec.proprio_dim:
-            group = self.groups.pop(stamp_ns, None)
+            group, held = self.groups.pop(stamp_ns, (None, None))
             if group is None:
                 raise ValueError(f"no policy/proprio stamped {stamp_ns} for an action")
             self.groups = {s: g for s, g in self.groups.items() if s > stamp_ns}
+        if spec.obs_mode == "pixels" and self.ticked:
+            self._push_held(held)
         if spec.obs_mode == "pixels" and not self.ticked:
             frame = self.frames.pop(stamp_ns, None)
             if frame is None:
@@ -115,6 +122,15 @@ class Replayer:
         elif spec.obs_mode == "proprio":
             self._maybe_restart(stamp_ns)
         return self.policy.act_recorded(group)
+
+
+def _group(msg: Any) -> tuple[np.ndarray, int | None]:
+    """A ``policy/proprio`` message: (the proprio group, the held frame's stamp or None)."""
+    values = np.asarray(msg.position)
+    if tuple(msg.name[-2:]) != FRAME_LABELS:
+        return values, None
+    sec, nanosec = values[-2:]
+    return values[:-2], int(sec) * 1_000_000_000 + int(nanosec)
 
 
 def replay(bag: str | Path, policy: StreamingPolicy) -> dict[str, Any]:

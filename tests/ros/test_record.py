@@ -108,9 +108,9 @@ def test_replay_refuses_what_is_not_a_bag(policy_file, tmp_path, capsys):
 
 
 def test_replay_of_a_slow_depth_camera_policy_reproduces_its_actions(tmp_path):
-    """go2_walk_depth: 10 Hz depth frames join the stack between 50 Hz ticks in receive order.
-    Not bit-exact: a frame and the tick of its own step can cross in transport (the node then
-    acts once without it); the bound says so (measured 4e-4 at most, 3.5e-6 on average)."""
+    """go2_walk_depth: 10 Hz depth frames between 50 Hz ticks. The node records the stamp of
+    the newest frame it held beside each action, so a frame and the tick of its own step that
+    crossed in transport are replayed as the node saw them."""
     path = make_checkpoint(
         tmp_path / "go2_depth.pt", 58, task="go2_walk_depth", overrides=("env.image_width=87",)
     )
@@ -118,5 +118,4 @@ def test_replay_of_a_slow_depth_camera_policy_reproduces_its_actions(tmp_path):
     deploy_go2(path, tmp_path, episodes=2, steps=100, command="0.4,0,0", record=bag)
     assert cli.main(["replay", str(bag), "--checkpoint", str(path), "--report", str(report)]) == 0
     result = json.loads(report.read_text())
-    assert result["actions"] > 100 and result["max_abs_diff"] <= 2e-3, result
-    assert result["mean_abs_diff"] <= 1e-4, result
+    assert result["actions"] > 100 and result["max_abs_diff"] <= 1e-6, result
