@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
-from sdpg_core.config import ALGOS, ConfigError, load_perturbations, parse_command
+from sdpg_core.config import ALGOS, ConfigError, RunConfig, load_perturbations, parse_command
+
+DIST_TIMEOUT_S = RunConfig.dist_timeout_s  # resume: the default (the run's config is read later)
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -43,6 +46,18 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="start afresh in an --out that holds a run"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_nproc_argument(train)
+
+
+def add_nproc_argument(parser: argparse.ArgumentParser) -> None:
+    """``--nproc K``: SDPG data-parallel over K processes of this machine (torchrun)."""
+    parser.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="train in K processes on this machine (torchrun --standalone; each owns "
+        "sdpg.num_nominal / K nominal groups); several machines: torchrun, see the README",
+    )
 
 
 def positive_int(text: str) -> int:
@@ -91,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir")
     resume.add_argument("--device")
     resume.add_argument("--no-progress", action="store_true")
+    add_nproc_argument(resume)
     return parser
 
 
@@ -139,8 +155,9 @@ def run_session(session, show_progress: bool) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(summary_line(summary))
-    (Path(session.run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    if session.world.main:
+        print(summary_line(summary))
+        (Path(session.run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0
 
 
@@ -165,20 +182,63 @@ def summary_line(summary: dict) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train from scratch."""
+    """Train from scratch (in ``--nproc`` processes: relaunched under torchrun)."""
+    from sdpg_core.distributed import broadcast, close_world, init_world
     from sdpg_core.session import TrainingSession, default_run_dir
 
     cfg = train_config(args)
-    out = args.out or default_run_dir(cfg)
-    session = TrainingSession.start(cfg, out, overwrite=args.overwrite)
-    return run_session(session, not args.no_progress)
+    if args.nproc > 1:
+        return relaunch(args)
+    world = init_world(cfg.run.device, cfg.run.dist_timeout_s)
+    try:
+        out = broadcast(args.out or str(default_run_dir(cfg)), world, "the run directory")
+        session = TrainingSession.start(cfg, out, overwrite=args.overwrite, world=world)
+        return run_session(session, not args.no_progress)
+    finally:
+        close_world(world)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a run (with the algorithm of its checkpoint's config)."""
+    """Continue a run (with the algorithm of its checkpoint's config; as many processes as it
+    was trained in)."""
+    from sdpg_core.distributed import close_world, init_world
     from sdpg_core.session import TrainingSession
 
-    return run_session(TrainingSession.resume(args.run_dir, args.device), not args.no_progress)
+    if args.nproc > 1:
+        return relaunch(args)
+    world = init_world(args.device or "cpu", DIST_TIMEOUT_S)
+    try:
+        session = TrainingSession.resume(args.run_dir, args.device, world)
+        return run_session(session, not args.no_progress)
+    finally:
+        close_world(world)
+
+
+def relaunch(args: argparse.Namespace) -> int:
+    """This command again in ``args.nproc`` processes of this machine, by torchrun."""
+    import subprocess
+
+    from sdpg_core.distributed import launched_size
+
+    if launched_size() > 1:
+        raise ValueError("--nproc inside a torchrun launch: give torchrun the process count")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += [f"--nproc_per_node={args.nproc}", "-m", "sdpg_core.cli", *without_nproc(args.argv)]
+    threads = str(max(1, (os.cpu_count() or 1) // args.nproc))  # the cores shared out
+    return subprocess.call(command, env={"OMP_NUM_THREADS": threads, **os.environ})
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--nproc K`` / ``--nproc=K``."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
 
 
 def command_values(text: str) -> tuple[float, ...]:
@@ -228,7 +288,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; configuration and input errors exit 2 with a one-line message."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     handlers = {
         "tasks": cmd_tasks,
         "train": cmd_train,
@@ -240,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except (ConfigError, KeyError, OSError, ValueError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"sdpg {args.command}: error: {message}", file=sys.stderr)
+        rank = f" (rank {os.environ['RANK']})" if "RANK" in os.environ else ""
+        print(f"sdpg {args.command}{rank}: error: {message}", file=sys.stderr)
         return 2
 
 

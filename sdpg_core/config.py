@@ -233,6 +233,7 @@ class RunConfig(Section):
     eval_interval: int = 0  # > 0: evaluate every N iterations (best.pt follows evaluation)
     stop_success_rate: float = 0.0  # > 0: stop once evaluation success reaches this rate
     video: bool = True
+    dist_timeout_s: float = 300.0  # torchrun runs: a collective waiting longer fails the run
 
 
 @dataclass
@@ -398,6 +399,7 @@ def _run_checks(run: RunConfig) -> dict[str, bool]:
         "run.eval_episodes": run.eval_episodes >= 1,
         "run.eval_interval": run.eval_interval >= 0,
         "run.stop_success_rate": 0.0 <= run.stop_success_rate <= 1.0,
+        "run.dist_timeout_s": run.dist_timeout_s > 0.0,
     }
 
 

@@ -70,10 +70,20 @@ class RunningNormalizer(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Fold a batch [n, dim] into the statistics."""
+        self.fold(*self.moments(x))
+
+    def moments(self, x: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(n, mean [dim], population var [dim]) of a batch [n, dim], in float64."""
         x = x.reshape(-1, self.mean.numel()).to(torch.float64)
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        n = x.shape[0]
+        if len(x) == 0:
+            return 0, torch.zeros_like(self.mean), torch.zeros_like(self.var)
+        return len(x), x.mean(0), x.var(0, unbiased=False)
+
+    @torch.no_grad()
+    def fold(self, n: float, batch_mean: torch.Tensor, batch_var: torch.Tensor) -> None:
+        """Fold a batch given by its moments into the statistics (parallel Welford)."""
+        if n == 0:
+            return
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * n / total

@@ -19,6 +19,7 @@ from sdpg_core.config import Config, from_dict, resolve
 from sdpg_core.envs.registry import get_task
 
 if TYPE_CHECKING:
+    from sdpg_core.distributed import World
     from sdpg_core.trainers import TrainerBase
 
 
@@ -101,7 +102,9 @@ class TrainingSession:
         self.trainer = trainer
         self.cfg = trainer.cfg
         self.run_dir = trainer.run_dir
-        self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration)
+        self.world = trainer.world  # rank 0 alone logs, evaluates and writes checkpoints
+        main = self.world.main
+        self.logger = MetricsLogger(self.run_dir, resume_after=trainer.iteration) if main else None
         self.last_eval: dict[str, float] | None = None
         self.best: dict[str, Any] = {}  # what best.pt holds, when this session wrote it
         self.stop_requested = False
@@ -109,27 +112,47 @@ class TrainingSession:
         self.checkpoint_listeners: list[Callable[[Path], None]] = []
 
     @classmethod
-    def start(cls, cfg: Config, run_dir: str | Path, overwrite: bool = False) -> TrainingSession:
+    def start(
+        cls, cfg: Config, run_dir: str | Path, overwrite: bool = False, world: World | None = None
+    ) -> TrainingSession:
         """A fresh run (writes the resolved config); a directory holding a run is refused
-        unless ``overwrite`` (then its run files are removed first)."""
+        unless ``overwrite`` (then its run files are removed first). Under torchrun rank 0
+        prepares the directory while the others wait."""
+        from sdpg_core.distributed import World, barrier, broadcast
         from sdpg_core.trainers import make_trainer
 
-        run_dir = prepare_run_dir(Path(run_dir), overwrite)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        return cls(make_trainer(cfg, run_dir))
+        world = world or World()
+        problem = None
+        if world.main:
+            try:
+                run_dir = prepare_run_dir(Path(run_dir), overwrite)
+                (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            except OSError as err:
+                problem = err
+        problem = broadcast(problem, world, "the run directory check")
+        if problem is not None:
+            raise problem
+        barrier(world, "the run directory")
+        return cls(make_trainer(cfg, Path(run_dir), world=world))
 
     @classmethod
-    def resume(cls, run_dir: str | Path, device: str | None = None) -> TrainingSession:
+    def resume(
+        cls, run_dir: str | Path, device: str | None = None, world: World | None = None
+    ) -> TrainingSession:
         """Continue a run from its ``checkpoints/latest.pt`` (stray temp files removed)."""
         from sdpg_core import checkpoint
+        from sdpg_core.distributed import World, barrier
         from sdpg_core.policy import Policy
         from sdpg_core.trainers import make_trainer
 
+        world = world or World()
         run_dir = Path(run_dir)
         latest = run_dir / "checkpoints" / "latest.pt"
         if not latest.is_file():
             raise FileNotFoundError(f"{run_dir}: no checkpoints/latest.pt to resume from")
-        checkpoint.remove_temporaries(latest.parent)
+        if world.main:
+            checkpoint.remove_temporaries(latest.parent)
+        barrier(world, "the checkpoint directory")
         state = checkpoint.load_training(latest)
         Policy.from_checkpoint(state, latest)  # its config, spec and weights are sound
         config = state["config"]
@@ -137,21 +160,23 @@ class TrainingSession:
             config = {**config, "run": {**config.get("run", {}), "device": device}}
         cfg = from_dict(config, f"{latest}: config")
         try:
-            trainer = make_trainer(cfg, run_dir, state)
+            trainer = make_trainer(cfg, run_dir, state, world)
         except (KeyError, RuntimeError, ValueError) as err:  # a state that does not fit
             detail = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise ValueError(f"{latest}: cannot resume: {detail}") from err
         return cls(trainer)
 
     def done(self) -> bool:
-        """Budget exhausted, success target met or stop requested."""
+        """Budget exhausted, success target met or stop requested (on any rank: all agree)."""
+        from sdpg_core.distributed import any_rank, broadcast
+
         run, trainer = self.cfg.run, self.trainer
-        if self.stop_requested or trainer.iteration >= run.iterations:
-            return True
-        if run.minutes > 0 and trainer.wall_time >= run.minutes * 60.0:
-            return True
+        stop = any_rank(self.stop_requested, self.world)
+        over = trainer.iteration >= run.iterations
+        late = run.minutes > 0 and trainer.wall_time >= run.minutes * 60.0
         rate = (self.last_eval or {}).get("success_rate", -1.0)
-        return run.stop_success_rate > 0 and rate >= run.stop_success_rate
+        reached = run.stop_success_rate > 0 and rate >= run.stop_success_rate
+        return stop or broadcast(over or late or reached, self.world, "the budget check")
 
     def step(self) -> dict[str, Any]:
         """One iteration with logging, periodic evaluation and checkpointing."""
@@ -162,22 +187,30 @@ class TrainingSession:
             self.last_eval = self.evaluate()
             record |= {f"eval/{k}": v for k, v in self.last_eval.items()}
             self._maybe_best(evaluation_score(self.last_eval))
-        elif not run.eval_interval and record.get("episode_return") is not None:
-            self._maybe_best(record["episode_return"])
-        self.logger.log(record)  # the row first: a checkpoint never runs ahead of its metrics
+        elif not run.eval_interval:
+            self._maybe_best(record.get("episode_return"))
+        if self.logger is not None:  # the row first: a checkpoint never runs ahead of it
+            self.logger.log(record)
         if trainer.iteration % run.checkpoint_interval == 0:
             self.save("latest.pt")
         return record
 
     def evaluate(self, video: Path | None = None) -> dict[str, float]:
-        """Deterministic evaluation of the current policy."""
+        """Deterministic evaluation of the current policy (on rank 0; every rank gets it)."""
+        from sdpg_core.distributed import broadcast
         from sdpg_core.evaluate import evaluate
 
-        return evaluate(self.trainer.policy(), self.cfg.run.eval_episodes, video=video)
+        result = None
+        if self.world.main:
+            result = evaluate(self.trainer.policy(), self.cfg.run.eval_episodes, video=video)
+        return broadcast(result, self.world, "the evaluation")
 
-    def _maybe_best(self, score: float) -> None:
-        """Write best.pt when ``score`` improves (and remember which iteration it holds)."""
-        if score > self.trainer.best_score:
+    def _maybe_best(self, score: float | None) -> None:
+        """Write best.pt when rank 0's ``score`` improves (and remember its iteration)."""
+        from sdpg_core.distributed import broadcast
+
+        score = broadcast(score, self.world, "the best score")
+        if score is not None and score > self.trainer.best_score:
             self.trainer.best_score = score
             self.best = {"best_iteration": self.trainer.iteration}
             if "success_rate" in (self.last_eval or {}):
@@ -185,10 +218,14 @@ class TrainingSession:
             self.save("best.pt")
 
     def save(self, name: str) -> Path:
-        """Atomically write checkpoints/<name> and tell the listeners its path."""
+        """Atomically write checkpoints/<name> and tell the listeners its path (every rank
+        takes part: rank 0 writes every rank's state)."""
         from sdpg_core import checkpoint
 
-        path = checkpoint.save(self.trainer.state_dict(), self.run_dir / "checkpoints" / name)
+        state, path = self.trainer.state_dict(), self.run_dir / "checkpoints" / name
+        if not self.world.main:
+            return path
+        checkpoint.save(state, path)
         for listener in self.checkpoint_listeners:
             listener(path)
         return path
@@ -205,7 +242,7 @@ class TrainingSession:
         bar = tqdm(
             total=run.iterations,
             initial=self.trainer.iteration,
-            disable=not show_progress,
+            disable=not show_progress or not self.world.main,
             dynamic_ncols=True,
             unit="it",
         )
@@ -233,13 +270,15 @@ class TrainingSession:
         video = self.run_dir / "eval.mp4" if self.cfg.run.video else None
         episodes = self.cfg.run.eval_episodes
         final = {} if self.skip_final_evaluation else {"episodes": episodes, **self.evaluate(video)}
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
         trainer.close()
         checkpoints = self.run_dir / "checkpoints"
         return {
             "task": trainer.spec.task,
             "iterations": trainer.iteration,
             "minutes": trainer.wall_time / 60.0,
+            "processes": self.world.size,
             "run_dir": str(self.run_dir),
             "evaluated": str(checkpoints / "latest.pt"),  # the final policy, saved by run()
             **final,

@@ -115,6 +115,13 @@ class TrainerNode(Node):
         iterations = declare(self, "iterations", 0, "iteration budget (0 = the config's)")
         minutes = declare(self, "minutes", 0.0, "wall-clock cap (0 = the config's)")
         overwrite = declare(self, "overwrite", False, "start afresh in an out that holds a run")
+        nproc = declare(self, "nproc", 1, "training processes (this node trains in one)")
+        require(
+            nproc == 1,
+            "nproc",
+            "this node trains in one process; for several run `sdpg train --nproc K --out DIR` "
+            "(torchrun) and deploy DIR/checkpoints/latest.pt (the policy node reloads new ones)",
+        )
         self.progress_rate = declare(self, "progress_rate_hz", 1.0, "progress and preview rate")
         self.log_interval_s = declare(
             self, "log_interval_s", 10.0, "a progress line in the log every so often (0 = off)"

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from sdpg_core.config import Config
+from sdpg_core.distributed import World, gather, total
 from sdpg_core.envs.base import StepResult
 from sdpg_core.models import resolve_device
 from sdpg_core.policy import Policy
@@ -92,13 +93,15 @@ class TrainerBase(abc.ABC):
     actor drives), name their learned state in ``stateful`` and implement ``_iterate``.
     """
 
-    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
+    def __init__(self, cfg: Config, run_dir: str | Path, world: World | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        torch.manual_seed(cfg.run.seed)
+        self.world = world or World()
+        torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         self.device = resolve_device(cfg.run.device)
-        self.generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # the algorithm's noise
+        noise_seed = cfg.run.seed + 1 + 1_000_003 * self.world.rank  # each rank its own noise
+        self.generator = torch.Generator().manual_seed(noise_seed)  # the algorithm's noise
         self.iteration, self.env_steps = 0, 0
         self.wall_time, self.cpu_time = 0.0, 0.0
         self.best_score = -float("inf")
@@ -155,7 +158,7 @@ class TrainerBase(abc.ABC):
         self.iteration += 1
         self.env_steps += self.steps_per_iteration
         self.wall_time += elapsed
-        self.cpu_time += time.process_time() - cpu
+        self.cpu_time += total(time.process_time() - cpu, self.world)  # every rank's CPU
         return self._record(metrics, elapsed)
 
     def _record(self, metrics: dict[str, float], elapsed: float) -> dict[str, Any]:
@@ -166,6 +169,7 @@ class TrainerBase(abc.ABC):
             "iteration": self.iteration,
             "task": self.spec.task,
             "algo": self.cfg.run.algo,
+            "world_size": self.world.size,
             "env_steps": self.env_steps,
             "nominal_frames": self.iteration * self.frames_per_iteration,
             "wall_time_s": self.wall_time,
@@ -202,12 +206,22 @@ class TrainerBase(abc.ABC):
             name: part.detach().clone() if isinstance(part, torch.Tensor) else part.state_dict()
             for name, part in self.stateful().items()
         }
-        return {
+        own = self._rank_state()
+        state = {
             **self.policy_state_dict(),
             **parts,
             "wall_time_s": self.wall_time,
             "cpu_time_s": self.cpu_time,
             "best_score": self.best_score,
+            **own,
+        }
+        if self.world.active:  # every rank's envs and RNGs (a collective: all ranks call it)
+            state |= {"world_size": self.world.size, "ranks": gather(own, self.world, "state")}
+        return state
+
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: RNGs, envs and episode statistics."""
+        return {
             "torch_rng": torch.get_rng_state(),
             "noise_rng": self.generator.get_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -216,7 +230,14 @@ class TrainerBase(abc.ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of ``state_dict`` (checkpoints without ``cpu_time_s`` restart that clock)."""
+        """Inverse of ``state_dict`` (checkpoints without ``cpu_time_s`` restart that clock); a
+        checkpoint of K processes resumes in K processes only (each rank takes its part)."""
+        saved = int(state.get("world_size", 1))
+        if saved != self.world.size:
+            raise ValueError(
+                f"the checkpoint holds a run of {saved} process(es), this is {self.world.size}: "
+                f"resume it with --nproc {saved} (its envs and RNG streams are per process)"
+            )
         for name, part in self.stateful().items():
             if isinstance(part, torch.Tensor):
                 part.data.copy_(state[name])
@@ -225,12 +246,13 @@ class TrainerBase(abc.ABC):
         self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
         self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
         self.cpu_time = float(state.get("cpu_time_s", 0.0))
-        torch.set_rng_state(state["torch_rng"])
-        self.generator.set_state(state["noise_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.env.load_state_dict(state["env"])
-        self.episodes.load_state_dict(state["episodes"])
+        own = state["ranks"][self.world.rank] if self.world.active else state
+        torch.set_rng_state(own["torch_rng"])
+        self.generator.set_state(own["noise_rng"])
+        if self.device.type == "cuda" and own["cuda_rng"]:
+            torch.cuda.set_rng_state_all(own["cuda_rng"])
+        self.env.load_state_dict(own["env"])
+        self.episodes.load_state_dict(own["episodes"])
 
     def preview(self) -> np.ndarray | None:
         """Latest camera frame of rendered env 0 as RGB uint8 [H, W, 3] (None without pixels)."""

@@ -23,6 +23,7 @@ from torch import nn
 
 from sdpg_core.action import clamp_mean, env_action
 from sdpg_core.config import Config
+from sdpg_core.distributed import World
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task, make_env
 from sdpg_core.models import Actor
@@ -99,8 +100,8 @@ class ReplayBuffer:
 class DistillTrainer(TrainerBase):
     """Runs DAgger iterations: mixed rollout, teacher labels, aggregation, regression."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
-        super().__init__(cfg, run_dir)
+    def __init__(self, cfg: Config, run_dir: str | Path, world: World | None = None) -> None:
+        super().__init__(cfg, run_dir, world)
         hp = cfg.distill
         self.teacher = Teacher(hp.teacher, cfg.env.task, self.device)
         self.env = make_env(cfg.env.task, cfg.env, hp.num_envs, seed=cfg.run.seed)

@@ -24,6 +24,7 @@ from torch import nn
 from sdpg_core.action import clamp_log_sigma, env_action
 from sdpg_core.algorithm import ppo
 from sdpg_core.config import Config
+from sdpg_core.distributed import World
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import make_env
 from sdpg_core.models import Actor, Critic
@@ -65,8 +66,8 @@ class PPOBatch:
 class PPOTrainer(TrainerBase):
     """Runs PPO iterations: rollout of every env, GAE, K epochs of clipped-surrogate minibatches."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
-        super().__init__(cfg, run_dir)
+    def __init__(self, cfg: Config, run_dir: str | Path, world: World | None = None) -> None:
+        super().__init__(cfg, run_dir, world)
         hp = cfg.ppo
         self.env = make_env(cfg.env.task, cfg.env, hp.num_envs, seed=cfg.run.seed)
         self.spec = spec = self.env.spec

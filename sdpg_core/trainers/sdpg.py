@@ -13,7 +13,8 @@ import torch
 
 from sdpg_core.action import clamp_mean, env_action
 from sdpg_core.algorithm import sdpg
-from sdpg_core.config import Config
+from sdpg_core.config import Config, ConfigError
+from sdpg_core.distributed import World
 from sdpg_core.envs.base import StepResult
 from sdpg_core.envs.registry import make_env
 from sdpg_core.obs_tensors import RunningNormalizer
@@ -38,24 +39,29 @@ class SDPGTrainer(TrainerBase):
     10. learner.update_actor, update_alpha, update_critic, soft_update   (all in learner.update)
     """
 
-    def __init__(self, cfg: Config, run_dir: str | Path) -> None:
-        super().__init__(cfg, run_dir)
-        hp = cfg.sdpg
+    def __init__(self, cfg: Config, run_dir: str | Path, world: World | None = None) -> None:
+        super().__init__(cfg, run_dir, world)
+        hp, world = cfg.sdpg, self.world
+        if hp.num_nominal % world.size:
+            raise ConfigError(
+                f"sdpg.num_nominal={hp.num_nominal} does not split over {world.size} processes "
+                "(each owns num_nominal / processes nominal groups)"
+            )
+        self.num_nominal = hp.num_nominal // world.size  # this rank's B
         self.group_size = hp.num_perturbations + 1
-        self.num_envs = hp.num_nominal * self.group_size
-        self.nominal_ids = np.arange(hp.num_nominal) * self.group_size
+        self.num_envs = self.num_nominal * self.group_size
+        self.nominal_ids = np.arange(self.num_nominal) * self.group_size
         self.aux_ids = np.setdiff1d(np.arange(self.num_envs), self.nominal_ids)
-        self.env = make_env(
-            cfg.env.task, cfg.env, self.num_envs, self.nominal_ids, seed=cfg.run.seed
-        )
+        seed = cfg.run.seed if world.main else [cfg.run.seed, world.rank]
+        self.env = make_env(cfg.env.task, cfg.env, self.num_envs, self.nominal_ids, seed=seed)
         self.spec = self.env.spec
-        self.learner = SDPGLearner(cfg, self.spec, self.device)
+        self.learner = SDPGLearner(cfg, self.spec, self.device, world)
         self.actor, self.normalizer = self.learner.actor, self.learner.normalizer
         self.storage = self._allocate()
         self.episodes = EpisodeTracker(
-            hp.num_nominal, max(hp.num_nominal, 20), self.spec.has_success
+            self.num_nominal, max(self.num_nominal, 20), self.spec.has_success
         )
-        self.steps_per_iteration = self.num_envs * hp.horizon
+        self.steps_per_iteration = self.num_envs * hp.horizon * world.size  # all ranks
         self.frames_per_iteration = hp.num_nominal * hp.horizon
 
     def stateful(self) -> dict[str, Any]:
@@ -76,7 +82,7 @@ class SDPGTrainer(TrainerBase):
         """Storage sized for this config and spec."""
         hp = self.cfg.sdpg
         return RolloutStorage.allocate(
-            hp.horizon, hp.num_nominal, self.num_envs, self.spec, self.device
+            hp.horizon, self.num_nominal, self.num_envs, self.spec, self.device
         )
 
     def collect(self) -> RunningNormalizer:
@@ -115,7 +121,7 @@ class SDPGTrainer(TrainerBase):
         values[torch.from_numpy(result.terminated).to(self.device)] = 0.0
         self.storage.next_values[t] = values
         finite = ~torch.from_numpy(result.info["nonfinite"]).to(self.device)
-        self.learner.normalizer.update(next_state[finite])
+        self.learner.update_normalizer(next_state[finite])
 
     def _perturb(
         self, mu: torch.Tensor, log_sigma: torch.Tensor, t: int
@@ -127,7 +133,7 @@ class SDPGTrainer(TrainerBase):
         mask = self.learner.active
         active = None if mask is None else mask[t]
         noise = sdpg.perturbation_noise(
-            hp.num_nominal, g, mu.shape[-1], self.generator, hp.antithetic, active
+            self.num_nominal, g, mu.shape[-1], self.generator, hp.antithetic, active
         ).to(self.device)
         return clamp_mean(mu_n + sigma_n * noise, self.cfg.action), noise
 
@@ -151,4 +157,6 @@ class SDPGTrainer(TrainerBase):
         start = time.perf_counter()
         metrics = self.learner.update(self.storage, frozen, self.iteration, self.progress())
         self._timed("update", start)
+        if self.world.active:
+            self.timers["allreduce"] = self.learner.take_comm_time()  # in update and critic
         return metrics

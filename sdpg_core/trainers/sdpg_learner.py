@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -12,6 +14,7 @@ from sdpg_core.action import clamp_log_sigma, clamp_mean
 from sdpg_core.algorithm import sdpg
 from sdpg_core.algorithm.returns import compute_returns, td_lambda
 from sdpg_core.config import Config
+from sdpg_core.distributed import World, average_gradients, merged_moments
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, Critic
 from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
@@ -37,9 +40,14 @@ def critic_lr(cfg: Config, progress: float) -> float:
 class SDPGLearner(nn.Module):
     """Owns actor, critic, target critic, state normaliser, temperature and optimisers."""
 
-    def __init__(self, cfg: Config, spec: EnvSpec, device: torch.device) -> None:
+    def __init__(
+        self, cfg: Config, spec: EnvSpec, device: torch.device, world: World | None = None
+    ) -> None:
         super().__init__()
         self.cfg, self.spec, self.device = cfg, spec, device
+        self.world = world or World()
+        self.num_nominal = cfg.sdpg.num_nominal // self.world.size  # this rank's B
+        self.comm_s = 0.0  # seconds spent in collectives since ``take_comm_time``
         self.actor = Actor(spec, cfg.model)
         self.critic = Critic(spec.state_dim, cfg.model)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -65,6 +73,25 @@ class SDPGLearner(nn.Module):
         """Clamped (mu, log_sigma), each [n, A], without gradients."""
         mu, log_sigma = self.actor(actor_obs)
         return clamp_mean(mu, self.cfg.action), clamp_log_sigma(log_sigma, self.cfg.action)
+
+    def update_normalizer(self, states: torch.Tensor) -> None:
+        """Fold raw states [n, Ds] into the live normaliser (every rank's, merged)."""
+        moments = self.normalizer.moments(states)
+        start = time.perf_counter()
+        merged = merged_moments(*moments, self.world)
+        self.comm_s += time.perf_counter() - start
+        self.normalizer.fold(*merged)
+
+    def _average(self, params: Iterable[nn.Parameter]) -> None:
+        """Gradients averaged over the ranks (timed)."""
+        start = time.perf_counter()
+        average_gradients(params, self.world)
+        self.comm_s += time.perf_counter() - start
+
+    def take_comm_time(self) -> float:
+        """Seconds spent in collectives since the last call."""
+        spent, self.comm_s = self.comm_s, 0.0
+        return spent
 
     @torch.no_grad()
     def next_values(self, state: torch.Tensor, frozen: RunningNormalizer) -> torch.Tensor:
@@ -93,8 +120,8 @@ class SDPGLearner(nn.Module):
         metrics |= self.update_alpha()
         critic_obs = batch.critic_obs
         if hp.critic_data == "nominal":
-            critic_obs = sdpg.group(critic_obs, hp.num_nominal)[:, :, 0]
-            critic_targets = sdpg.group(critic_targets, hp.num_nominal)[:, :, 0]
+            critic_obs = sdpg.group(critic_obs, self.num_nominal)[:, :, 0]
+            critic_targets = sdpg.group(critic_targets, self.num_nominal)[:, :, 0]
         metrics |= self.update_critic(critic_obs, critic_targets, frozen, progress)
         sdpg.soft_update(self.target_critic, self.critic, hp.target_coef)
         stats["value_mean"] = batch.next_values.mean().item()
@@ -118,12 +145,12 @@ class SDPGLearner(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Ascent directions (d_mu, d_log_sigma), each [T, B, A], and the raw delta-J std."""
         hp = self.cfg.sdpg
-        delta = sdpg.delta_j(sdpg.group(returns, hp.num_nominal))
+        delta = sdpg.delta_j(sdpg.group(returns, self.num_nominal))
         active = None if self.active is None else self.active.to(delta.device)
         raw_std = sdpg.delta_j_std(delta, active).mean().item()
         if hp.normalize_delta_j:
             delta = sdpg.normalize_delta_j(delta, active)
-        noise = sdpg.group(batch.noise, hp.num_nominal)
+        noise = sdpg.group(batch.noise, self.num_nominal)
         d_mu, d_log_sigma = sdpg.ascent_directions(
             delta, noise, batch.log_sigma.exp(), hp.top_k, active
         )
@@ -133,9 +160,8 @@ class SDPGLearner(nn.Module):
         self, batch: RolloutStorage, returns: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Improved actions (mu*, log_sigma*), each [T, B, A], from grouped returns."""
-        hp = self.cfg.sdpg
         d_mu, d_log_sigma, raw_std = self.directions(batch, returns)
-        nominal_action = sdpg.group(batch.actions, hp.num_nominal)[:, :, 0]
+        nominal_action = sdpg.group(batch.actions, self.num_nominal)[:, :, 0]
         mu_star, log_sigma_star = sdpg.improved_targets(
             nominal_action,
             batch.log_sigma,
@@ -175,6 +201,7 @@ class SDPGLearner(nn.Module):
                 loss, parts = sdpg.actor_loss(mu, log_sigma, mu_t[idx], ls_t[idx], alpha)
                 self.actor_opt.zero_grad(set_to_none=True)
                 loss.backward()
+                self._average(self.actor.parameters())
                 nn.utils.clip_grad_norm_(self.actor.parameters(), hp.grad_clip)
                 self.actor_opt.step()
         return {
@@ -216,6 +243,7 @@ class SDPGLearner(nn.Module):
                 loss = sdpg.critic_loss(self.critic(states[idx]), flat_targets[idx])
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
+                self._average(self.critic.parameters())
                 nn.utils.clip_grad_norm_(self.critic.parameters(), hp.grad_clip)
                 self.critic_opt.step()
                 losses.append(loss.item())

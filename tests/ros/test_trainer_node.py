@@ -142,6 +142,17 @@ def test_bad_configuration_names_the_problem(graph, tmp_path):
     assert "trainer_node" not in probe.get_node_names(), raised.value
 
 
+def test_a_distributed_run_is_refused_with_the_way_to_start_one(graph, tmp_path):
+    with pytest.raises(ParameterError, match=r"sdpg train --nproc K"):
+        TrainerNode(
+            context=graph.context,
+            parameter_overrides=[
+                Parameter("nproc", value=2),
+                Parameter("out", value=str(tmp_path / "two")),
+            ],
+        )
+
+
 def test_a_supervisor_stop_does_not_wait_for_the_periodic_evaluation(tmp_path, monkeypatch):
     # TrainerNode.close() (SIGINT/SIGTERM under launch, 5 s to exit) sets skip_final_evaluation
     cfg = resolve_train_config("reacher", overrides=[*TINY, "run.eval_interval=1"], iterations=3)
