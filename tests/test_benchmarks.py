@@ -210,3 +210,15 @@ def test_robustness_smoke(tmp_path):
     drawn = (tmp_path / "runs" / "reacher_randomized" / "randomization.jsonl").read_text()
     assert json.loads(drawn.splitlines()[0])["randomization"]["vision.light_intensity/light0"] > 0
     assert not (tmp_path / "runs" / "reacher_nominal" / "randomization.jsonl").exists()
+
+
+@pytest.mark.timeout(300)
+def test_distributed_smoke(tmp_path):
+    """The same tiny SDPG run in 1 and 2 processes: speeds and rank 0's time split."""
+    figures, _ = smoke("bench_distributed.py", tmp_path)
+    assert figures["processes_1"]["processes"] == 1 and figures["processes_2"]["processes"] == 2
+    for k in (1, 2):
+        assert_positive(figures[f"processes_{k}"], ["env_steps_per_s", "iteration_s"])
+    assert figures["processes_2"]["split_allreduce_s"] > 0.0
+    assert figures["processes_1"]["split_allreduce_s"] == 0.0
+    assert figures["efficiency"] == pytest.approx(figures["speedup"] / 2)
