@@ -61,7 +61,8 @@ def test_specs_saved_before_the_proprio_group_have_none():
 def test_streaming_the_camera_and_joint_states_gives_the_training_actions():
     """Policy.act_image (the ROS node's path) on frames + joint states = Policy.act on the
     training env's observations, step after step (frames, proprio and previous action)."""
-    cfg = resolve("ur5e_reach", overrides=["env.image_size=32", "model.encoder_strides=[2, 1]"])
+    overrides = ["env.image_size=32", "model.encoder_strides=[2, 1]", "env.randomize.enabled=false"]
+    cfg = resolve("ur5e_reach", overrides=overrides)  # the nominal simulator the node streams
     env = make_env("ur5e_reach", cfg.env, 1, seed=2)
     torch.manual_seed(0)
     actor = Actor(env.spec, cfg.model)
