@@ -179,6 +179,11 @@ def deploy_specs(args: argparse.Namespace) -> list[sessions.Spec]:
 
 def train_specs(args: argparse.Namespace) -> list[sessions.Spec]:
     """The training session of ``sdpg-ros train``'s flags (those of ``sdpg train``)."""
+    if args.nproc > 1:
+        raise ValueError(
+            "argument --nproc: trainer_node trains in one process; for several run `sdpg train "
+            "--nproc K --out DIR` (torchrun) and deploy DIR/checkpoints/latest.pt"
+        )
     return sessions.train(
         args.task,
         config=args.config or "",

@@ -278,6 +278,7 @@ def test_a_run_directory_holding_a_run_is_named_out(tmp_path):
         (["train", "--task", "reacher", "--namespace", "1bad"], "--namespace"),
         (["train", "--task", "reacher", "--set", "sdpg.horizonn=3"], "--set"),
         (["train", "--task", "reacher", "--iterations", "-2"], "--iterations"),
+        (["train", "--task", "reacher", "--nproc", "2"], "--nproc"),
         (["deploy", "--checkpoint", "/nonexistent.pt"], "--checkpoint"),
         (["deploy", "--checkpoint", "CARTPOLE", "--backend", "real"], "--checkpoint"),
     ],
