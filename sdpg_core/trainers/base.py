@@ -135,18 +135,23 @@ class TrainerBase(abc.ABC):
         self, ids: np.ndarray, ended: np.ndarray, result: StepResult, success: np.ndarray | None
     ) -> None:
         """Append each ended episode's randomised values and outcome to randomization.jsonl
-        (what reproduces a failure: ``env.randomize`` fixed to these values)."""
+        (what reproduces a failure: ``env.randomize`` fixed to these values; one line, one
+        write, so ranks of a distributed run append safely)."""
         returns = self.episodes.running + result.reward[ids]
         lines = []
         for k in np.flatnonzero(ended):
             record = {"iteration": self.iteration, "env": int(ids[k]), "return": float(returns[k])}
+            if self.world.active:  # every rank appends its own episodes (whole lines)
+                record["rank"] = self.world.rank
             if success is not None:
                 record["success"] = bool(success[k])
             record["randomization"] = self.env.randomizer.values(self.env.params[ids[k]])
             lines.append(json.dumps(record) + "\n")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / "randomization.jsonl").open("a") as handle:
-            handle.writelines(lines)
+            for line in lines:
+                handle.write(line)
+                handle.flush()
 
     def train_iteration(self) -> dict[str, Any]:
         """One iteration; returns its metrics record (wall and process CPU time accumulated)."""
