@@ -8,19 +8,19 @@ For the task:
 2. Each final policy (``latest.pt``) on ``--episodes`` seeded episodes in the nominal simulator
    and under each set of the perturbation file (``sdpg eval --perturb``'s episodes).
 3. Retention = success under perturbation (mean over the sets) / nominal success.
-4. The randomisation's training cost: ``--cost-iterations`` iterations of each config in fresh
-   processes, alternated over ``--cost-rounds`` rounds on an otherwise idle machine; cost =
-   1 - randomized / nominal median env steps per wall second (and per CPU second). The long
-   runs' own figures are reported too, but they shared the machine with whatever ran beside.
-
 Writes ``sim2real.robustness_<task>`` (per policy: nominal and per-set success, retention).
+
+``--cost``: the randomisation's training cost instead: ``--cost-iterations`` iterations of each
+config in fresh processes, alternated over ``--cost-rounds`` rounds (run it on an otherwise idle
+machine); cost = 1 - randomized / nominal median env steps per wall second (and per CPU second).
+Writes ``sim2real.randomization_cost_<task>``.
 
 Usage:
   python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
       --perturb config/perturb/reacher.yaml
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
-  python benchmarks/bench_robustness.py --task reacher --skip-training --cost-iterations 60 \
-      --randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
+  python benchmarks/bench_robustness.py --task reacher --cost --randomize \
+      config/randomize/reacher.yaml
   python benchmarks/bench_robustness.py --smoke --out /tmp/bench   # a minute; for the tests
 """
 
@@ -115,8 +115,9 @@ def main() -> int:
     parser.add_argument("--skip-training", action="store_true", help="evaluate finished runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--cost-iterations", type=int, default=60, help="0: no cost figures")
-    parser.add_argument("--cost-rounds", type=int, default=3)
+    parser.add_argument("--cost", action="store_true", help="measure the training cost only")
+    parser.add_argument("--cost-iterations", type=int, default=40)
+    parser.add_argument("--cost-rounds", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny budgets (tests)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -130,6 +131,12 @@ def main() -> int:
             [*sets, "env.randomize.enabled=false"],
         ),
     }
+    if args.cost:
+        iterations, rounds = (2, 1) if args.smoke else (args.cost_iterations, args.cost_rounds)
+        cost = training_cost(args.task, runs, iterations, rounds)
+        print(json.dumps(cost, indent=2))
+        write_results(args.out, "sim2real", cost, key=f"randomization_cost_{args.task}")
+        return 0
     figures: dict[str, Any] = {"episodes": episodes, "perturbations": str(args.perturb)}
     for name, (run_dir, randomize, overrides) in runs.items():
         if not args.skip_training:
@@ -137,9 +144,6 @@ def main() -> int:
         checkpoint = run_dir / "checkpoints" / "latest.pt"
         figures[name] = run_figures(run_dir) | robustness(checkpoint, episodes, args.perturb)
         print(name, json.dumps(figures[name]), flush=True)
-    if args.cost_iterations:
-        iterations, rounds = (2, 1) if args.smoke else (args.cost_iterations, args.cost_rounds)
-        figures["training_cost"] = training_cost(args.task, runs, iterations, rounds)
     print(json.dumps(figures, indent=2))
     write_results(args.out, "sim2real", figures, key=f"robustness_{args.task}")
     return 0
