@@ -10,7 +10,7 @@ export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: run run-cartpole test lint bench bench-core bench-ros bench-memory bench-scaling \
 	bench-throughput bench-learning bench-ppo-sweep bench-reliability bench-robots bench-export \
-	venv clean
+	bench-robustness bench-distributed venv clean
 
 venv: $(STAMP)
 
@@ -74,6 +74,20 @@ bench-learning: $(STAMP)
 # Portable policies: ONNX Runtime time per frame and agreement with PyTorch (~1 min).
 bench-export: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
+
+# Robustness: train with and without domain randomisation, success nominal and under the
+# held-out perturbation sets, then the randomisation's training cost (~2 h; an idle machine).
+bench-robustness: $(STAMP)
+	$(BIN)/python benchmarks/bench_robustness.py --task reacher \
+		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
+	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
+	$(BIN)/python benchmarks/bench_robustness.py --task reacher --cost \
+		--randomize config/randomize/reacher.yaml
+	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --cost
+
+# Data-parallel scaling, 1 -> 2 processes (torchrun), and memory per process (~5 min).
+bench-distributed: $(STAMP)
+	$(BIN)/python benchmarks/bench_distributed.py --task reacher
 
 # Each robot end to end: train, 100 episodes in-process and over ROS 2, latency (~35 min each).
 bench-robots: $(STAMP)
