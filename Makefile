@@ -85,7 +85,7 @@ bench-robustness: $(STAMP)
 		--randomize config/randomize/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --cost
 
-# Data-parallel scaling, 1 -> 2 processes (torchrun), and memory per process (~5 min).
+# Data-parallel scaling, 1 -> 2 processes (torchrun), rank 0's time split (~5 min).
 bench-distributed: $(STAMP)
 	$(BIN)/python benchmarks/bench_distributed.py --task reacher
 
