@@ -102,6 +102,7 @@ def test_two_ranks_update_as_one_process_fed_the_same_rollouts(tmp_path):
     assert single.keys() == double.keys()
     for key, value in single.items():
         torch.testing.assert_close(double[key], value, atol=1e-5, rtol=0, msg=key)
+    torch.manual_seed(0)  # the learner as it was built, before the update
     fresh = SDPGLearner(resolve("reacher_state", overrides=SETTINGS), spec_of(), "cpu").state_dict()
     moved = [k for k, v in single.items() if v.is_floating_point() and not torch.equal(v, fresh[k])]
     assert any(k.startswith("actor.") for k in moved) and any(
