@@ -7,6 +7,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -354,17 +355,22 @@ _RANGE_BOUNDS = {
 }
 
 
-def randomize_checks(cfg: RandomizeConfig, prefix: str) -> dict[str, bool]:
-    """Every range is () or (lo, hi) with lo <= hi, within its bounds."""
-    checks = {}
+def ranges(cfg: RandomizeConfig) -> Iterator[tuple[str, str, tuple[float, ...]]]:
+    """(group, field, range) of every field of a randomize section, in declaration order."""
     for group in ("vision", "physics", "latency"):
         section = getattr(cfg, group)
         for f in dataclasses.fields(section):
-            span = getattr(section, f.name)
-            low, high = _RANGE_BOUNDS.get(f.name, (-math.inf, math.inf))
-            checks[f"{prefix}{group}.{f.name}"] = span == () or (
-                len(span) == 2 and low <= span[0] <= span[1] <= high
-            )
+            yield group, f.name, getattr(section, f.name)
+
+
+def randomize_checks(cfg: RandomizeConfig, prefix: str) -> dict[str, bool]:
+    """Every range is () or (lo, hi) with lo <= hi, within its bounds."""
+    checks = {}
+    for group, name, span in ranges(cfg):
+        low, high = _RANGE_BOUNDS.get(name, (-math.inf, math.inf))
+        checks[f"{prefix}{group}.{name}"] = span == () or (
+            len(span) == 2 and low <= span[0] <= span[1] <= high
+        )
     return checks
 
 

@@ -2,7 +2,7 @@
 
 Each rank owns B / K nominal groups with their auxiliaries and rolls them out alone; the update
 is data-parallel: every optimiser step averages the ranks' gradients (one all-reduce of a flat
-buffer), the state normaliser folds the merged moments of every rank's batch, so weights,
+buffer), the state normaliser folds the moments of every rank's batch, so weights,
 optimiser states, normaliser and temperature are the same on every rank after each update.
 Decisions that must agree (stop, evaluation results) come from rank 0. Backend: ``gloo`` on the
 CPU, ``nccl`` on CUDA, chosen from the device; collectives time out after ``run.dist_timeout_s``.
@@ -93,28 +93,18 @@ def average_gradients(params: Iterable[torch.nn.Parameter], world: World) -> Non
         offset += g.numel()
 
 
-def merged_moments(
+def all_moments(
     count: int, mean: torch.Tensor, var: torch.Tensor, world: World
-) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """(count, mean, population var) of the union of every rank's batch (parallel formula,
-    ranks folded in order: the same on every rank)."""
+) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+    """Every rank's batch moments (count, mean, population var), in rank order on every rank
+    (folded one after the other they give the statistics of the union)."""
     if not world.active:
-        return float(count), mean, var
+        return [(float(count), mean, var)]
     row = torch.cat([torch.tensor([float(count)], dtype=torch.float64), mean, var]).to(mean.device)
     rows = [torch.empty_like(row) for _ in range(world.size)]
     _guard(world, "normaliser all-gather", dist.all_gather, rows, row)
     dim = mean.numel()
-    total, m, v = 0.0, torch.zeros_like(mean), torch.zeros_like(var)
-    for r in rows:
-        n, rm, rv = float(r[0]), r[1 : 1 + dim], r[1 + dim :]
-        if n == 0:
-            continue
-        new = total + n
-        delta = rm - m
-        v = (v * total + rv * n + delta.pow(2) * total * n / new) / new
-        m = m + delta * n / new
-        total = new
-    return total, m, v
+    return [(float(r[0]), r[1 : 1 + dim], r[1 + dim :]) for r in rows]
 
 
 def broadcast(value: Any, world: World, what: str) -> Any:

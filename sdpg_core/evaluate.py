@@ -80,20 +80,16 @@ def evaluate_perturbed(
     """``{"nominal": evaluate(...), "perturbed": {name: evaluate(...)}}``: the same seeded
     episodes in the nominal simulator and under each perturbation set; ``records`` get a
     ``set`` name each; ``video`` shows the first nominal episode."""
-    out: dict = {"perturbed": {}}
+    results = {}
     for name, randomize in {"nominal": None, **sets}.items():
         mine: list[dict] = []
         clip = video if name == "nominal" else None
-        result = evaluate(
+        results[name] = evaluate(
             policy, episodes, command=command, randomize=randomize, records=mine, video=clip
         )
-        if name == "nominal":
-            out["nominal"] = result
-        else:
-            out["perturbed"][name] = result
         if records is not None:
             records += [{"set": name, **record} for record in mine]
-    return out
+    return {"nominal": results.pop("nominal"), "perturbed": results}
 
 
 def _records(env, seed: int, returns, success, metrics) -> list[dict]:

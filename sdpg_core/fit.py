@@ -11,6 +11,8 @@ import functools
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from sdpg_core import checkpoint
 from sdpg_core.config import Config, from_dict
 from sdpg_core.envs.base import EnvSpec
@@ -115,10 +117,8 @@ def action_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
 
 
 def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    """Same length and equal within 1e-6 (relative) per value."""
-    if len(a) != len(b):
-        return False
-    return all(abs(x - y) <= 1e-6 * max(1.0, abs(x)) for x, y in zip(a, b, strict=True))
+    """Same length and equal within 1e-6 per value."""
+    return len(a) == len(b) and np.allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def swap_misfit(new: EnvSpec, running: EnvSpec) -> Misfit | None:

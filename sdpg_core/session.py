@@ -168,15 +168,15 @@ class TrainingSession:
 
     def done(self) -> bool:
         """Budget exhausted, success target met or stop requested (on any rank: all agree)."""
-        from sdpg_core.distributed import any_rank, broadcast
+        from sdpg_core.distributed import any_rank
 
         run, trainer = self.cfg.run, self.trainer
-        stop = any_rank(self.stop_requested, self.world)
         over = trainer.iteration >= run.iterations
         late = run.minutes > 0 and trainer.wall_time >= run.minutes * 60.0
         rate = (self.last_eval or {}).get("success_rate", -1.0)
         reached = run.stop_success_rate > 0 and rate >= run.stop_success_rate
-        return stop or broadcast(over or late or reached, self.world, "the budget check")
+        budget = self.world.main and (over or late or reached)  # rank 0's clock decides
+        return any_rank(self.stop_requested or budget, self.world)
 
     def step(self) -> dict[str, Any]:
         """One iteration with logging, periodic evaluation and checkpointing."""

@@ -20,6 +20,7 @@ from sdpg_core.envs.render import PixelRenderer
 from sdpg_core.obs import proprio
 
 FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+TIMING = ("params", "ctrl_queue", "sensed")  # per-env randomisation state beside the physics
 
 
 class MujocoBatchEnv(BatchedEnv):
@@ -186,9 +187,9 @@ class MujocoBatchEnv(BatchedEnv):
         self.prev_action[ids] = 0.0
         self.params[ids] = params
         self.variants.invalidate()
-        self.ctrl_queue[ids] = self.task.control(np.zeros((len(ids), self.model.nu)), extras)[0][
-            :, None
-        ]
+        if self.ctrl_queue.shape[1]:  # the zero action's control, until the first one lands
+            held = self.task.control(np.zeros((len(ids), self.model.nu)), extras)[0]
+            self.ctrl_queue[ids] = held[:, None]
         self.sensed[ids] = physics[:, : self.sensed.shape[1]]
         self._restart_frames(ids)
 
@@ -413,7 +414,7 @@ class MujocoBatchEnv(BatchedEnv):
     def _set_timing(self, state: EnvState, ids: np.ndarray) -> None:
         """Restore the draws of ``ids`` and the controls and readings they delay (a state
         without them, from before randomisation, leaves the env's own)."""
-        for name in ("params", "ctrl_queue", "sensed"):
+        for name in TIMING:
             value, mine = getattr(state, name), getattr(self, name)
             if value is None:
                 continue
@@ -439,9 +440,7 @@ class MujocoBatchEnv(BatchedEnv):
             "on_target": torch.from_numpy(state.on_target),
             "frames": torch.from_numpy(frames.copy()),
             "rng": json.dumps(self.rng.bit_generator.state),
-            "params": torch.from_numpy(state.params),
-            "ctrl_queue": torch.from_numpy(state.ctrl_queue),
-            "sensed": torch.from_numpy(state.sensed),
+            **{name: torch.from_numpy(getattr(state, name)) for name in TIMING},
             "pending": torch.from_numpy(np.array(self.pending if self.pending is not None else [])),
         }
 
@@ -454,7 +453,7 @@ class MujocoBatchEnv(BatchedEnv):
             state["prev_action"].numpy(),
             state["on_target"].numpy(),
         )
-        for name in ("params", "ctrl_queue", "sensed"):  # absent from older checkpoints
+        for name in TIMING:  # absent from older checkpoints
             if name in state:
                 setattr(restored, name, state[name].numpy())
         self.set_state(restored, np.arange(self.num_envs))

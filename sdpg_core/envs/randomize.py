@@ -17,7 +17,7 @@ import cv2
 import mujoco
 import numpy as np
 
-from sdpg_core.config import RandomizeConfig
+from sdpg_core.config import RandomizeConfig, ranges
 from sdpg_core.envs.actuators import is_position_servo
 
 COLOR_CLASSES = ("floor", "scene", "robot", "target")
@@ -95,13 +95,15 @@ class Randomizer:
 
     def _substeps_max(self, key: str) -> int:
         """Upper bound of a delay range in physics substeps (0 when off)."""
-        col = next((c for c in self.columns if c.key == key), None)
-        return 0 if col is None else round(col.high / 1000.0 / self.model.opt.timestep)
+        return round(self._high_s(key) / self.model.opt.timestep)
 
     def _steps_max(self, key: str) -> int:
         """Upper bound of a delay range in control steps (0 when off)."""
-        col = next((c for c in self.columns if c.key == key), None)
-        return 0 if col is None else round(col.high / 1000.0 / self.control_dt)
+        return round(self._high_s(key) / self.control_dt)
+
+    def _high_s(self, key: str) -> float:
+        """Upper bound of a delay range (ms in the config) in seconds (0 when off)."""
+        return next((c.high / 1000.0 for c in self.columns if c.key == key), 0.0)
 
     # physics -------------------------------------------------------------------------------
 
@@ -118,11 +120,9 @@ class Randomizer:
             m.body_ipos[1:] = base.body_ipos[1:] + get["com"].reshape(-1, 3)
             m.body_sameframe[1:] = 0  # inertial frames moved: take MuJoCo's general path
             m.body_simple[1:] = 0
-        for key, field in (("damping", "dof_damping"), ("armature", "dof_armature")):
+        for key in ("damping", "armature", "frictionloss"):
             if key in get:
-                getattr(m, field)[:] = getattr(base, field) * get[key]
-        if "frictionloss" in get:
-            m.dof_frictionloss[:] = base.dof_frictionloss * get["frictionloss"]
+                getattr(m, f"dof_{key}")[:] = getattr(base, f"dof_{key}") * get[key]
         _scale_actuators(base, m, get)
         mujoco.mj_setConst(m, mujoco.MjData(m))
         return m
@@ -130,7 +130,7 @@ class Randomizer:
     # vision --------------------------------------------------------------------------------
 
     def apply_vision(self, model: mujoco.MjModel, row: np.ndarray) -> None:
-        """Set ``model``'s (the render model's) lights, colours and camera ``cam`` to ``row``."""
+        """Set ``model``'s (the render model's) lights and colours to ``row``'s draws."""
         base = self.model
         if self.has("light_position"):
             model.light_pos[:] = base.light_pos + row[self.slices["light_position"]].reshape(-1, 3)
@@ -198,8 +198,6 @@ class Randomizer:
 
     def postprocess_depth(self, depth: np.ndarray, params: np.ndarray, steps: np.ndarray) -> None:
         """Noise (std proportional to depth) and holes (0 m) of depth images [n, H, W], in place."""
-        if not (self.has("depth_noise") or self.has("depth_holes")):
-            return
         if self.has("depth_noise"):
             std = self.column(params, "depth_noise")[:, 0, None, None].astype(np.float32)
             depth += self._noise(depth.shape[1:], params, steps, 2) * std * depth
@@ -281,13 +279,10 @@ def _columns(cfg: RandomizeConfig, model: mujoco.MjModel) -> list[Column]:
     """The enabled columns of ``cfg`` with one label per drawn value."""
     sizes = _label_sets(model)
     out = []
-    for group in ("vision", "physics", "latency"):
-        section = getattr(cfg, group)
-        for f in dataclasses.fields(section):
-            span = getattr(section, f.name)
-            labels = sizes.get(f.name, (f.name,))
-            if span and labels:
-                out.append(Column(group, f.name, labels, float(span[0]), float(span[1])))
+    for group, name, span in ranges(cfg):
+        labels = sizes.get(name, (name,))
+        if span and labels:
+            out.append(Column(group, name, labels, float(span[0]), float(span[1])))
     if any(c.key in _PER_STEP for c in out):
         out.append(Column("seed", SEED_COLUMN, (SEED_COLUMN,), 0.0, 0.0))
     return out

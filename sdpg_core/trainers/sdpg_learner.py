@@ -14,7 +14,7 @@ from sdpg_core.action import clamp_log_sigma, clamp_mean
 from sdpg_core.algorithm import sdpg
 from sdpg_core.algorithm.returns import compute_returns, td_lambda
 from sdpg_core.config import Config
-from sdpg_core.distributed import World, average_gradients, merged_moments
+from sdpg_core.distributed import World, all_moments, average_gradients
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, Critic
 from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
@@ -78,9 +78,10 @@ class SDPGLearner(nn.Module):
         """Fold raw states [n, Ds] into the live normaliser (every rank's, merged)."""
         moments = self.normalizer.moments(states)
         start = time.perf_counter()
-        merged = merged_moments(*moments, self.world)
+        every = all_moments(*moments, self.world)
         self.comm_s += time.perf_counter() - start
-        self.normalizer.fold(*merged)
+        for batch in every:  # parallel Welford: folding them in turn = folding their union
+            self.normalizer.fold(*batch)
 
     def _average(self, params: Iterable[nn.Parameter]) -> None:
         """Gradients averaged over the ranks (timed)."""
