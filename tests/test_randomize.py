@@ -165,6 +165,22 @@ def test_action_delay_in_substeps_hand_worked():
     np.testing.assert_array_equal(applied[0], [first[0], first[0], second[0], second[0]])
 
 
+def test_a_longer_delay_never_brings_back_an_older_command():
+    # reacher: 4 substeps of 10 ms; delays up to 70 ms = 7 substeps span two earlier commands
+    latency = LatencyRandomization(action_delay=(0.0, 0.0), action_jitter=(0.0, 70.0))
+    env = env_of("reacher", RandomizeConfig(latency=latency), n=1)
+    assert env.ctrl_queue.shape == (1, 7, 2)
+    delays = {0: 0, 1: 1, 2: 7}  # substeps each step's command waits (by the episode's step)
+    env.randomizer.action_delays = lambda _params, steps: np.array([delays.get(int(steps[0]), 0)])
+    c0, c1, c2 = (np.array([[v, -v]]) for v in (0.1, 0.2, 0.3))
+    np.testing.assert_array_equal(env._delayed(c0)[0], [c0[0]] * 4)
+    env.steps += 1
+    np.testing.assert_array_equal(env._delayed(c1)[0], [c0[0], c1[0], c1[0], c1[0]])
+    env.steps += 1
+    # 7 substeps late the slots read c0 c0 c0 c1, but c1 already replaced c0: c1 is held
+    np.testing.assert_array_equal(env._delayed(c2)[0], [c1[0]] * 4)
+
+
 def test_joint_delay_reports_the_state_from_substeps_ago():
     latency = LatencyRandomization(joint_delay=(10.0, 10.0))  # go2: 5 ms substeps -> 2
     env = env_of("go2_walk", RandomizeConfig(latency=latency), n=1)

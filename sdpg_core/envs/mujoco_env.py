@@ -292,14 +292,17 @@ class MujocoBatchEnv(BatchedEnv):
 
     def _delayed(self, ctrl: np.ndarray) -> np.ndarray:
         """Controls per substep [N, frame_skip, nu]: an env's new ``ctrl`` [N, nu] reaches its
-        motors after its action delay (plus jitter) in substeps; until then the older ones."""
+        motors after its action delay (plus jitter) in substeps; until then the older ones. A
+        motor never goes back to a command older than one it already applied (a longer delay
+        this step than the last one holds the last applied command)."""
         fs, queue = self.task.frame_skip, self.ctrl_queue
         if queue.shape[1] == 0:
             return ctrl[:, None, :]
         span = queue.shape[1]
         timeline = np.concatenate([queue, np.repeat(ctrl[:, None], fs, axis=1)], axis=1)
         delay = self.randomizer.action_delays(self.params, self.steps)
-        index = span + np.arange(fs)[None] - delay[:, None]
+        last = span - 1 - self.randomizer.action_delays(self.params, self.steps - 1)
+        index = np.maximum(span + np.arange(fs)[None] - delay[:, None], last[:, None])
         self.ctrl_queue = timeline[:, -span:].copy()
         return np.take_along_axis(timeline, index[:, :, None], axis=1)
 
