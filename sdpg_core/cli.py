@@ -9,9 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
-from sdpg_core.config import ALGOS, ConfigError, RunConfig, load_perturbations, parse_command
-
-DIST_TIMEOUT_S = RunConfig.dist_timeout_s  # resume: the default (the run's config is read later)
+from sdpg_core.config import (
+    ALGOS,
+    ConfigError,
+    RunConfig,
+    load_perturbations,
+    load_yaml,
+    parse_command,
+)
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -206,12 +211,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     if args.nproc > 1:
         return relaunch(args)
-    world = init_world(args.device or "cpu", DIST_TIMEOUT_S)
+    world = init_world(args.device or "cpu", run_timeout(args.run_dir))
     try:
         session = TrainingSession.resume(args.run_dir, args.device, world)
         return run_session(session, not args.no_progress)
     finally:
         close_world(world)
+
+
+def run_timeout(run_dir: str) -> float:
+    """The run's ``run.dist_timeout_s`` from its config.yaml (the default when unreadable: the
+    checkpoint, read after the processes meet, is what the run resumes from)."""
+    try:
+        return load_yaml(Path(run_dir) / "config.yaml").validate().run.dist_timeout_s
+    except ConfigError:
+        return RunConfig.dist_timeout_s
 
 
 def relaunch(args: argparse.Namespace) -> int:

@@ -190,3 +190,13 @@ def test_a_rank_that_dies_or_hangs_fails_the_run_with_a_message(tmp_path, how):
         assert "rank" in text and "1" in text and "exitcode" in text, text[-3000:]
     else:
         assert "rank 0 of 2" in text and "another rank died or hangs" in text, text[-3000:]
+
+
+def test_resume_waits_as_long_as_the_run_was_configured_to(tmp_path):
+    from sdpg_core.cli import run_timeout
+
+    (tmp_path / "config.yaml").write_text("run:\n  dist_timeout_s: 42.0\n")
+    assert run_timeout(str(tmp_path)) == 42.0
+    (tmp_path / "config.yaml").write_text("run:\n  dist_timeout_s: -1.0\n")  # invalid: default
+    assert run_timeout(str(tmp_path)) == 600.0
+    assert run_timeout(str(tmp_path / "missing")) == 600.0
