@@ -80,6 +80,7 @@ from sdpg_ros.common import (
     run_nodes,
     stamp_to_ns,
 )
+from sdpg_ros.sessions import DRY_RUN_TOPIC
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 POINT_FIELD = {"position": "positions", "velocity": "velocities", "effort": "effort"}
@@ -143,7 +144,7 @@ class HardwareBridge(LifecycleNode):
         self.ramp_s = declare(self, "ramp_s", 1.0, "blend from measured state to policy, s")
         self.dry_run = declare(self, "dry_run", False, "publish on dry_run_topic, not the robot")
         self.dry_run_topic = declare(
-            self, "dry_run_topic", "~/dry_run/commands", "command topic when dry_run is true"
+            self, "dry_run_topic", DRY_RUN_TOPIC, "command topic when dry_run is true"
         )
         self.autostart = declare(
             self, "autostart", False, "configure and activate by itself (false: lifecycle)"

@@ -37,6 +37,7 @@ from sdpg_ros.session_checks import (
 )
 
 CHECKPOINT_TOPIC = "trainer/checkpoint"  # trainer_node announces every checkpoint here
+DRY_RUN_TOPIC = "hardware_bridge/dry_run/commands"  # the bridge's commands when dry_run is on
 DEFAULT_CAMERA = "camera/image_raw"  # the topic the sim publishes and the policy reads
 BACKENDS = ("sim", "real")
 
@@ -110,7 +111,7 @@ def policy_values(robot: str, checkpoint: str, device: str, hot_reload: bool) ->
 
 def recorder_values(record: str, robot: RobotConfig, dry_run: bool) -> dict[str, Any]:
     """bag_recorder's session values: the bag and the topic the bridge commands on."""
-    topic = "hardware_bridge/dry_run/commands" if dry_run else robot.command_topic
+    topic = DRY_RUN_TOPIC if dry_run else robot.command_topic
     bag = str(Path(record).absolute())
     return {"bag": bag, "command_topic": topic, "command_type": robot.command_type}
 
