@@ -114,7 +114,7 @@ def test_off_is_the_nominal_simulator():
     ranges = replace(FULL, enabled=False)
     for randomize in (RandomizeConfig(), ranges):
         env, plain = env_of("go2_walk", randomize, n=2), env_of("go2_walk", RandomizeConfig(), n=2)
-        assert env.randomizer.dim == 0 and env.ctrl_queue.shape[1] == 0
+        assert env.randomizer.dim == 0 and env.latency.ctrl_queue.shape[1] == 0
         action = np.full((2, 12), 0.3, dtype=np.float32)
         for _ in range(5):
             env.step(action)
@@ -152,16 +152,21 @@ def test_a_group_shares_one_model_variant():
     assert models[0] is models[3] and models[0] is not models[4]
 
 
+def delayed(env, ctrl):
+    """The env's controls per substep for ``ctrl`` at its current step."""
+    return env.latency.delayed(ctrl, env.params, env.steps, env.task.frame_skip)
+
+
 def test_action_delay_in_substeps_hand_worked():
     # reacher: 10 ms substeps, 4 per control step; a 20 ms delay = 2 substeps
     latency = LatencyRandomization(action_delay=(20.0, 20.0))
     env = env_of("reacher", RandomizeConfig(latency=latency), n=1)
-    assert env.task.frame_skip == 4 and env.ctrl_queue.shape == (1, 2, 2)
-    held = env.ctrl_queue[0, 0].copy()  # the zero action's control, from the reset
+    assert env.task.frame_skip == 4 and env.latency.ctrl_queue.shape == (1, 2, 2)
+    held = env.latency.ctrl_queue[0, 0].copy()  # the zero action's control, from the reset
     first, second = np.array([[0.3, -0.2]]), np.array([[0.7, 0.1]])
-    applied = env._delayed(first)
+    applied = delayed(env, first)
     np.testing.assert_array_equal(applied[0], [held, held, first[0], first[0]])
-    applied = env._delayed(second)
+    applied = delayed(env, second)
     np.testing.assert_array_equal(applied[0], [first[0], first[0], second[0], second[0]])
 
 
@@ -169,27 +174,27 @@ def test_a_longer_delay_never_brings_back_an_older_command():
     # reacher: 4 substeps of 10 ms; delays up to 70 ms = 7 substeps span two earlier commands
     latency = LatencyRandomization(action_delay=(0.0, 0.0), action_jitter=(0.0, 70.0))
     env = env_of("reacher", RandomizeConfig(latency=latency), n=1)
-    assert env.ctrl_queue.shape == (1, 7, 2)
+    assert env.latency.ctrl_queue.shape == (1, 7, 2)
     delays = {0: 0, 1: 1, 2: 7}  # substeps each step's command waits (by the episode's step)
     env.randomizer.action_delays = lambda _params, steps: np.array([delays.get(int(steps[0]), 0)])
     c0, c1, c2 = (np.array([[v, -v]]) for v in (0.1, 0.2, 0.3))
-    np.testing.assert_array_equal(env._delayed(c0)[0], [c0[0]] * 4)
+    np.testing.assert_array_equal(delayed(env, c0)[0], [c0[0]] * 4)
     env.steps += 1
-    np.testing.assert_array_equal(env._delayed(c1)[0], [c0[0], c1[0], c1[0], c1[0]])
+    np.testing.assert_array_equal(delayed(env, c1)[0], [c0[0], c1[0], c1[0], c1[0]])
     env.steps += 1
     # 7 substeps late the slots read c0 c0 c0 c1, but c1 already replaced c0: c1 is held
-    np.testing.assert_array_equal(env._delayed(c2)[0], [c1[0]] * 4)
+    np.testing.assert_array_equal(delayed(env, c2)[0], [c1[0]] * 4)
 
 
 def test_joint_delay_reports_the_state_from_substeps_ago():
     latency = LatencyRandomization(joint_delay=(10.0, 10.0))  # go2: 5 ms substeps -> 2
     env = env_of("go2_walk", RandomizeConfig(latency=latency), n=1)
     env.step(np.full((1, 12), 0.4, dtype=np.float32))
-    np.testing.assert_array_equal(env.sensed[0], env._out[0, -3])
-    assert not np.array_equal(env.sensed[0], env.physics[0])
+    np.testing.assert_array_equal(env.latency.sensed[0], env._out[0, -3])
+    assert not np.array_equal(env.latency.sensed[0], env.physics[0])
     plain = env_of("go2_walk", RandomizeConfig(), n=1)
-    delayed = env._proprio(env.sensed)
-    plain.physics[:] = env.sensed
+    delayed = env._proprio(env.latency.sensed)
+    plain.physics[:] = env.latency.sensed
     plain.prev_action[:] = env.prev_action
     np.testing.assert_array_equal(env.observe()["proprio"], delayed)
     np.testing.assert_array_equal(plain.observe()["proprio"], delayed)
@@ -256,8 +261,8 @@ def test_checkpointed_env_state_keeps_the_draws():
     other = env_of("reacher", n=2, seed=5)
     other.load_state_dict(env.state_dict())
     np.testing.assert_array_equal(other.params, env.params)
-    np.testing.assert_array_equal(other.ctrl_queue, env.ctrl_queue)
-    np.testing.assert_array_equal(other.pending, env.pending)
+    np.testing.assert_array_equal(other.latency.ctrl_queue, env.latency.ctrl_queue)
+    np.testing.assert_array_equal(other.latency.pending, env.latency.pending)
 
 
 def test_ranges_are_checked_and_perturbation_files_are_strict(tmp_path):

@@ -14,6 +14,7 @@ from mujoco import rollout
 
 from sdpg_core.config import EnvConfig
 from sdpg_core.envs.base import BatchedEnv, EnvSpec, EnvState, StepResult
+from sdpg_core.envs.latency import Latency
 from sdpg_core.envs.randomize import ModelVariants, Randomizer
 from sdpg_core.envs.registry import TaskEntry
 from sdpg_core.envs.render import PixelRenderer
@@ -89,27 +90,20 @@ class MujocoBatchEnv(BatchedEnv):
                 self.spec.depth_range,
                 self.randomizer,
             )
-            self._init_pending()
+            stack = self.renderer.stack
+            self.latency.watch_camera(
+                len(self.render_ids), (*stack.frames.shape[2:], stack.channels)
+            )
         self.rng = np.random.default_rng(seed)
         self.reset(np.arange(num_envs))
 
     def _init_randomization(self, cfg: EnvConfig) -> None:
-        """Draws per env, the model variants they select and the timing buffers they need."""
+        """Draws per env, the model variants they select and the delay buffers they need."""
         m, n = self.model, self.num_envs
         self.randomizer = Randomizer(cfg.randomize, m, self.task.frame_skip)
         self.variants = ModelVariants(self.randomizer)
         self.params = np.zeros((n, self.randomizer.dim))
-        self.ctrl_queue = np.zeros((n, self.randomizer.max_action_delay, m.nu))
-        self.sensed = np.zeros((n, self._nstate if self.randomizer.has("joint_delay") else 0))
-        self.pending = None
-
-    def _init_pending(self) -> None:
-        """Camera frames on their way, per rendered env (with camera delay or drops only)."""
-        r = self.randomizer
-        if r.max_camera_delay or r.has("camera_drop"):
-            stack = self.renderer.stack
-            shape = (len(self.render_ids), r.max_camera_delay + 1, *stack.frames.shape[2:])
-            self.pending = np.zeros((*shape, stack.channels), np.uint8)
+        self.latency = Latency(self.randomizer, n, m.nu, self._nstate)
 
     def _make_spec(self, cfg: EnvConfig, pixels: bool) -> EnvSpec:
         """Build the static spec from the compiled model and task."""
@@ -187,10 +181,10 @@ class MujocoBatchEnv(BatchedEnv):
         self.prev_action[ids] = 0.0
         self.params[ids] = params
         self.variants.invalidate()
-        if self.ctrl_queue.shape[1]:  # the zero action's control, until the first one lands
+        held = None
+        if self.latency.ctrl_queue.shape[1]:  # the zero action's control, until one lands
             held = self.task.control(np.zeros((len(ids), self.model.nu)), extras)[0]
-            self.ctrl_queue[ids] = held[:, None]
-        self.sensed[ids] = physics[:, : self.sensed.shape[1]]
+        self.latency.reset(ids, held, physics)
         self._restart_frames(ids)
 
     def _restart_frames(self, ids: np.ndarray) -> None:
@@ -202,8 +196,7 @@ class MujocoBatchEnv(BatchedEnv):
         physics, extras = self.physics[rendered], self.extras[rendered]
         images = self.renderer.render(physics, extras, self.params[rendered], self.steps[rendered])
         self.renderer.stack.reset(self._render_row[rendered], images)
-        if self.pending is not None:
-            self.pending[self._render_row[rendered]] = images[:, None]
+        self.latency.restart_frames(self._render_row[rendered], images)
         self.timers["render"] += time.perf_counter() - start
 
     def step(self, actions: np.ndarray) -> StepResult:
@@ -271,48 +264,24 @@ class MujocoBatchEnv(BatchedEnv):
         ctrl, self.extras = self.task.control(actions, self.extras)
         expected = self.physics[:, 0] + self.task.frame_skip * self.model.opt.timestep
         broken_before = ~np.isfinite(self.physics).all(axis=1)
-        before = self.physics.copy() if self.sensed.shape[1] else None
+        before = self.physics.copy() if self.latency.sensed.shape[1] else None
         self._pool.rollout(
             self.variants.models(self.params),
             self._datas,
             self.physics,
-            self._delayed(ctrl),
+            self.latency.delayed(ctrl, self.params, self.steps, self.task.frame_skip),
             nstep=self.task.frame_skip,
             initial_warmstart=self._warmstart,
             state=self._out,
         )
         self.physics[:] = self._out[:, -1]
         if before is not None:
-            self._sense(before)
+            self.latency.sense(before, self._out, self.params)
         tolerance = 0.5 * self.model.opt.timestep
         with np.errstate(invalid="ignore"):
             diverged = ~(np.abs(self.physics[:, 0] - expected) < tolerance)
         self.timers["physics"] += time.perf_counter() - start
         return diverged | broken_before | ~np.isfinite(self.physics).all(axis=1)
-
-    def _delayed(self, ctrl: np.ndarray) -> np.ndarray:
-        """Controls per substep [N, frame_skip, nu]: an env's new ``ctrl`` [N, nu] reaches its
-        motors after its action delay (plus jitter) in substeps; until then the older ones. A
-        motor never goes back to a command older than one it already applied (a longer delay
-        this step than the last one holds the last applied command)."""
-        fs, queue = self.task.frame_skip, self.ctrl_queue
-        if queue.shape[1] == 0:
-            return ctrl[:, None, :]
-        span = queue.shape[1]
-        timeline = np.concatenate([queue, np.repeat(ctrl[:, None], fs, axis=1)], axis=1)
-        delay = self.randomizer.action_delays(self.params, self.steps)
-        last = span - 1 - self.randomizer.action_delays(self.params, self.steps - 1)
-        index = np.maximum(span + np.arange(fs)[None] - delay[:, None], last[:, None])
-        self.ctrl_queue = timeline[:, -span:].copy()
-        return np.take_along_axis(timeline, index[:, :, None], axis=1)
-
-    def _sense(self, before: np.ndarray) -> None:
-        """Joint states and IMU as the sensors report them: each env's physics its joint delay
-        (substeps, at most one control step) ago."""
-        fs = self.task.frame_skip
-        delay = self.randomizer.column(self.params, "joint_delay")[:, 0].astype(np.int64)
-        history = np.concatenate([before[:, None], self._out], axis=1)
-        self.sensed[:] = history[np.arange(self.num_envs), fs - delay]
 
     def _render_step(self) -> None:
         """Render each rendered env whose camera is due (every ``camera_every`` steps of its
@@ -324,24 +293,9 @@ class MujocoBatchEnv(BatchedEnv):
         ids = self.render_ids[rows]
         physics = np.nan_to_num(self.physics[ids], nan=0.0, posinf=0.0, neginf=0.0)
         images = self.renderer.render(physics, self.extras[ids], self.params[ids], self.steps[ids])
-        if self.pending is not None:
-            rows, images = self._delay_frames(rows, ids, images)
+        rows, images = self.latency.frames(rows, images, self.params[ids], self.steps[ids])
         self.renderer.stack.push(rows, images)
         self.timers["render"] += time.perf_counter() - start
-
-    def _delay_frames(
-        self, rows: np.ndarray, ids: np.ndarray, images: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, frames) that reach the stacks: each env's frame from its camera delay ago,
-        except where this frame is dropped."""
-        pending = self.pending[rows]
-        pending[:, :-1] = pending[:, 1:]
-        pending[:, -1] = images
-        self.pending[rows] = pending
-        delay = self.randomizer.column(self.params[ids], "camera_delay")[:, 0].astype(np.int64)
-        frames = pending[np.arange(len(rows)), pending.shape[1] - 1 - delay]
-        keep = ~self.randomizer.dropped(self.params[ids], self.steps[ids])
-        return rows[keep], frames[keep]
 
     def observe(self) -> dict[str, np.ndarray]:
         """Current observations; non-finite physics rows give zero state and proprio."""
@@ -352,7 +306,7 @@ class MujocoBatchEnv(BatchedEnv):
         state[broken | ~np.isfinite(state).all(axis=1)] = 0.0
         obs = {"state": state}
         if self.task.proprio:
-            sensed = self.sensed if self.sensed.shape[1] else self.physics
+            sensed = self.latency.sensed if self.latency.sensed.shape[1] else self.physics
             obs["proprio"] = self._proprio(np.where(broken[:, None], 0.0, sensed))
             obs["proprio"][broken] = 0.0
         if self.renderer is not None:
@@ -388,15 +342,18 @@ class MujocoBatchEnv(BatchedEnv):
             self.prev_action[ids].copy(),
             self.on_target[ids].copy(),
             frames,
-            self.params[ids].copy(),
-            self.ctrl_queue[ids].copy(),
-            self.sensed[ids].copy(),
+            *(self._timing(name)[ids].copy() for name in TIMING),
             self._pending_of(rows) if frames is not None else None,
         )
 
+    def _timing(self, name: str) -> np.ndarray:
+        """The per-env array behind EnvState field ``name`` of ``TIMING``."""
+        return self.params if name == "params" else getattr(self.latency, name)
+
     def _pending_of(self, rows: np.ndarray) -> np.ndarray | None:
         """Copy of the delayed camera frames of render rows ``rows`` (None without delays)."""
-        return None if self.pending is None else self.pending[rows].copy()
+        pending = self.latency.pending
+        return None if pending is None else pending[rows].copy()
 
     def set_state(self, state: EnvState, ids: np.ndarray) -> None:
         """Restore ``ids`` from ``state``; frames are applied to rendered ids when present."""
@@ -411,14 +368,14 @@ class MujocoBatchEnv(BatchedEnv):
         if state.frames is not None and self.renderer is not None:
             keep = rows >= 0
             self.renderer.stack.frames[rows[keep]] = state.frames[keep]
-            if state.pending is not None and self.pending is not None:
-                self.pending[rows[keep]] = state.pending[keep]
+            if state.pending is not None and self.latency.pending is not None:
+                self.latency.pending[rows[keep]] = state.pending[keep]
 
     def _set_timing(self, state: EnvState, ids: np.ndarray) -> None:
         """Restore the draws of ``ids`` and the controls and readings they delay (a state
         without them, from before randomisation, leaves the env's own)."""
         for name in TIMING:
-            value, mine = getattr(state, name), getattr(self, name)
+            value, mine = getattr(state, name), self._timing(name)
             if value is None:
                 continue
             if value.shape[1:] != mine.shape[1:]:
@@ -435,6 +392,7 @@ class MujocoBatchEnv(BatchedEnv):
         """Whole-batch state incl. frame stacks and the reset RNG, as tensors (for checkpoints)."""
         state = self.get_state(np.arange(self.num_envs))
         frames = self.renderer.stack.frames if self.renderer is not None else np.zeros(0)
+        pending = self.latency.pending
         return {
             "physics": torch.from_numpy(state.physics),
             "extras": torch.from_numpy(state.extras),
@@ -444,7 +402,7 @@ class MujocoBatchEnv(BatchedEnv):
             "frames": torch.from_numpy(frames.copy()),
             "rng": json.dumps(self.rng.bit_generator.state),
             **{name: torch.from_numpy(getattr(state, name)) for name in TIMING},
-            "pending": torch.from_numpy(np.array(self.pending if self.pending is not None else [])),
+            "pending": torch.from_numpy(np.array([] if pending is None else pending)),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -462,8 +420,8 @@ class MujocoBatchEnv(BatchedEnv):
         self.set_state(restored, np.arange(self.num_envs))
         if self.renderer is not None:
             self.renderer.stack.frames[:] = state["frames"].numpy()
-        if self.pending is not None and "pending" in state:
-            self.pending[:] = state["pending"].numpy()
+        if self.latency.pending is not None and "pending" in state:
+            self.latency.pending[:] = state["pending"].numpy()
         self.rng.bit_generator.state = json.loads(state["rng"])
 
     def close(self) -> None:
