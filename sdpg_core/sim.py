@@ -7,6 +7,7 @@ actuated joint, efforts in N·m (or N) for motors, positions for position servos
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from sdpg_core.config import EnvConfig
+from sdpg_core.config import EnvConfig, RandomizeConfig
 from sdpg_core.envs.base import episode_seed
 from sdpg_core.envs.registry import make_env
 from sdpg_core.envs.render import PixelRenderer
@@ -134,7 +135,11 @@ class SimRobot:
     """Env 0 of a registered task with a held joint command, episodes and a camera.
 
     Episode k starts from the initial state of ``evaluate(policy, n, seed)``'s episode k
-    (``episode_seed(seed, k)``), so a deployment over ROS replays the in-process evaluation.
+    (``episode_seed(seed, k)``), so a deployment over ROS replays the in-process evaluation;
+    with a perturbation set (``randomize``, e.g. one of ``load_perturbations``) the episode
+    also draws what ``evaluate(..., randomize=set)``'s episode k draws: physics, looks, image
+    noise, action and joint-state delays (camera delays and drops are the camera timer's, not
+    simulated here).
     """
 
     def __init__(
@@ -145,6 +150,7 @@ class SimRobot:
         action_repeat: int = 1,
         camera: str = "",
         image: str = "",
+        randomize: RandomizeConfig | None = None,
     ) -> None:
         cfg = EnvConfig(
             task=task,
@@ -153,8 +159,16 @@ class SimRobot:
             camera=camera,
             image=image,
             physics_threads=1,
+            randomize=randomize or RandomizeConfig(enabled=False),
         )
         self.env = make_env(task, cfg, 1, render=False, seed=seed)
+        timed = [k for k in ("camera_delay", "camera_drop") if self.env.randomizer.has(k)]
+        if timed:
+            self.env.close()
+            raise ValueError(
+                f"randomize: {', '.join(timed)} are not simulated by the sim's camera (it "
+                "publishes on its own timer): leave them [] in a set for the sim"
+            )
         self.spec = self.env.spec
         self.model = model = self.env.model
         self.interface = actuator_interface(model)
@@ -165,7 +179,7 @@ class SimRobot:
         body = int(model.cam_bodyid[camera])  # a URDF camera link (e.g. an optical frame)
         self.camera_frame = model.body(body).name if body else "camera"
         self._data = mujoco.MjData(model)
-        self._forwarded: tuple[np.ndarray, np.ndarray] | None = None  # (state, ctrl) in _data
+        self._forwarded: tuple | None = None  # (state, ctrl, model) forwarded in _data
         self._imu_sensors = imu_sensors(model)
         self._renderers: dict[tuple[int, int], PixelRenderer] = {}
         self.total_steps = 0
@@ -241,16 +255,27 @@ class SimRobot:
     def _forward(self) -> mujoco.MjData:
         """The scratch MjData at the current state and held command, forward-computed (sensors
         included); once per state and command (joint states and the IMU read the same one)."""
-        m, d = self.model, self._data
-        state = self.env.physics[0]
-        ctrl = self.env.task.control(self.action[None], self.env.extras[:1])[0][0]
+        env, d = self.env, self._data
+        m = self.episode_model
+        state = env.latency.sensed[0] if env.latency.sensed.shape[1] else env.physics[0]
+        ctrl = env.task.control(self.action[None], env.extras[:1])[0][0]
         done = self._forwarded
-        if done is None or not (np.array_equal(done[0], state) and np.array_equal(done[1], ctrl)):
+        if (
+            done is None
+            or done[2] is not m
+            or not (np.array_equal(done[0], state) and np.array_equal(done[1], ctrl))
+        ):
             mujoco.mj_setState(m, d, state, FULLPHYSICS)
             d.ctrl[:] = ctrl
             mujoco.mj_forward(m, d)
-            self._forwarded = (state.copy(), np.array(ctrl, dtype=np.float64))
+            self._forwarded = (state.copy(), np.array(ctrl, dtype=np.float64), m)
         return d
+
+    @property
+    def episode_model(self) -> mujoco.MjModel:
+        """The model of this episode's physics draws (the base model when not randomised)."""
+        models = self.env.variants.models(self.env.params)
+        return models[0] if isinstance(models, list) else models
 
     def joint_state(self) -> JointStateSample:
         """Positions, velocities and actuator efforts of the actuated joints."""
@@ -286,23 +311,29 @@ class SimRobot:
         return ImuSample(*(d.sensordata[s].copy() for s in self._imu_sensors))
 
     def image(self, height: int, width: int = 0) -> np.ndarray:
-        """The task camera's image, rendered exactly like training: RGB uint8 [H, W, 3], or
-        depth float32 metres [H, W] for a depth camera (what its driver publishes); width 0:
-        square."""
-        size = (height, width or height)
+        """The task camera's image, rendered exactly like training (with the episode's looks
+        and image noise when randomised): RGB uint8 [H, W, 3], or depth float32 metres [H, W]
+        for a depth camera (what its driver publishes); width 0: square."""
+        size, env = (height, width or height), self.env
+        draws = env.randomizer if env.randomizer.dim else None
         try:
             if size not in self._renderers:
                 self._renderers[size] = PixelRenderer(
-                    self.model,
-                    self.env.task,
+                    copy.copy(self.model) if draws else self.model,
+                    env.task,
                     1,
                     size,
                     1,
                     self.spec.camera,
                     depth_range=self.spec.depth_range,
+                    randomizer=draws,
                 )
-            renderer = self._renderers[size]
-            return renderer.camera_images(self.env.physics[:1], self.env.extras[:1])[0]
+            renderer, params = self._renderers[size], env.params[:1]
+            images = renderer.camera_images(env.physics[:1], env.extras[:1], params)
+            if draws is not None:
+                noise = draws.postprocess_depth if self.spec.depth_range else draws.postprocess_rgb
+                noise(images, params, env.steps[:1])
+            return images[0]
         finally:
             release_gl_context()
 

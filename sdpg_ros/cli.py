@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--record", default="", metavar="BAG", help="record the session's topics (rosbag2, MCAP)"
     )
+    deploy.add_argument(
+        "--perturb",
+        nargs=2,
+        default=("", ""),
+        metavar=("FILE", "SET"),
+        help="sim: episodes drawn from this held-out set of sdpg eval --perturb's FILE",
+    )
     deploy.add_argument("--device", default="cpu")
     deploy.add_argument("--use-sim-time", action="store_true", help="nodes use /clock (sim)")
     replay = sub.add_parser("replay", help="a recorded deploy's inputs through a policy, offline")
@@ -174,6 +181,8 @@ def deploy_specs(args: argparse.Namespace) -> list[sessions.Spec]:
         seed=args.seed,
         cmd_vel=parse_cmd_vel(args.cmd_vel),
         record=args.record,
+        perturb=args.perturb[0],
+        perturb_set=args.perturb[1],
     )
 
 
@@ -203,10 +212,16 @@ def train_specs(args: argparse.Namespace) -> list[sessions.Spec]:
 
 
 def in_process_reference(
-    checkpoint: str, episodes: int, seed: int, cmd_vel: tuple[float, ...] | None
+    checkpoint: str,
+    episodes: int,
+    seed: int,
+    cmd_vel: tuple[float, ...] | None,
+    perturb: tuple[str, str] = ("", ""),
 ) -> dict[str, Any]:
-    """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count; a
-    command task follows the session's command, zero without one, as the sim does)."""
+    """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count, and
+    perturbation set; a command task follows the session's command, zero without one, as the
+    sim does)."""
+    from sdpg_core.config import load_perturbations
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import load_policy
 
@@ -214,7 +229,8 @@ def in_process_reference(
         return {}
     policy = load_policy(checkpoint)
     command = (cmd_vel or (0.0,) * policy.spec.command_dim) if policy.spec.command_dim else None
-    result = evaluate(policy, episodes, seed, command=command)
+    randomize = load_perturbations(perturb[0])[perturb[1]] if perturb[0] else None
+    result = evaluate(policy, episodes, seed, command=command, randomize=randomize)
     means = {k[: -len("_mean")]: v for k, v in result.items() if k.endswith("_mean")}
     return {
         "in_process_success_rate": result.get("success_rate"),
@@ -240,7 +256,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     report = {"checkpoint": args.checkpoint, **deploy_report(nodes, time.monotonic() - start)}
     if args.compare and args.backend == "sim":
         cmd_vel = parse_cmd_vel(args.cmd_vel)
-        report |= in_process_reference(args.checkpoint, report["episodes"], args.seed, cmd_vel)
+        report |= in_process_reference(
+            args.checkpoint, report["episodes"], args.seed, cmd_vel, tuple(args.perturb)
+        )
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
     print(summary_line(report))

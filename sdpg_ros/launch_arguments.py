@@ -27,6 +27,8 @@ DEPLOY: Arguments = {
     "seed": (str(EVAL_SEED), "sim: seed of the episodes (default: sdpg eval's)"),
     "cmd_vel": ("", "vx,vy,wz: publish this velocity command on cmd_vel (legged; '' = none)"),
     "record": ("", "rosbag2 directory (MCAP) recording the session's topics ('' = none)"),
+    "perturb": ("", "sim: perturbation sets YAML (e.g. config/perturb/ur5e.yaml; '' = nominal)"),
+    "perturb_set": ("", "sim: the set of perturb the episodes draw from"),
 }
 TRAIN: Arguments = {
     "task": ("reacher", "registered task (sdpg tasks)"),
@@ -91,6 +93,8 @@ def deploy(values: dict[str, str]) -> list[sessions.Spec]:
         seed=number(values, "seed", int),
         cmd_vel=parse_cmd_vel(values["cmd_vel"]),
         record=values["record"],
+        perturb=values["perturb"],
+        perturb_set=values["perturb_set"],
     )
 
 

@@ -13,7 +13,7 @@ from rclpy.exceptions import InvalidNamespaceException, InvalidTopicNameExceptio
 from rclpy.validate_namespace import validate_namespace
 from rclpy.validate_topic_name import validate_topic_name
 
-from sdpg_core.config import Config, parse_command
+from sdpg_core.config import Config, ConfigError, RandomizeConfig, load_perturbations, parse_command
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
 from sdpg_core.fit import base_task, read_metadata, robot_misfit
@@ -122,6 +122,20 @@ def task_image(task: str, image: str = "") -> str:
     """The image kind a policy of ``task`` sees (``image``: the config's env.image, '' = the
     task's)."""
     return image or get_task(task).factory.image
+
+
+def check_perturb(perturb: str, perturb_set: str, sim: bool) -> RandomizeConfig | None:
+    """The sim's perturbation set (file and set name, both or neither; sim only)."""
+    require(bool(perturb) == bool(perturb_set), "perturb_set", "give both perturb and the set")
+    if not perturb:
+        return None
+    require(sim, "perturb", "perturbation sets are simulated: backend sim only")
+    try:
+        sets = load_perturbations(perturb)
+    except ConfigError as err:
+        raise ArgumentError("perturb", str(err)) from err
+    require(perturb_set in sets, "perturb_set", f"{perturb} has {', '.join(sets)}")
+    return sets[perturb_set]
 
 
 def check_file(argument: str, path: str) -> None:

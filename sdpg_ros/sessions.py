@@ -26,6 +26,7 @@ from sdpg_ros.session_checks import (
     check_namespace,
     check_out,
     check_params_file,
+    check_perturb,
     check_policy_source,
     check_publish_tf,
     check_record,
@@ -85,13 +86,17 @@ def node(
     return NodeSpec(executable, executable, values, files, kept, namespace, package, **flags)
 
 
-def sim_values(checkpoint: str, robot: RobotConfig) -> dict[str, Any]:
+def sim_values(
+    checkpoint: str, robot: RobotConfig, perturb: str = "", perturb_set: str = ""
+) -> dict[str, Any]:
     """sim_backend takes task, image size and action repeat from the checkpoint, or without one
     from the first checkpoint the trainer announces; it listens where the robot's driver
-    would (the robot YAML's command topic and type)."""
+    would (the robot YAML's command topic and type); ``perturb``: a perturbation file and the
+    set of it the episodes draw from."""
     source = {"checkpoint": checkpoint} if checkpoint else {"checkpoint_topic": CHECKPOINT_TOPIC}
     kind = "command_topic" if robot.command_type == "forward" else "trajectory_topic"
-    return source | {kind: robot.command_topic}
+    perturbed = {"perturb": str(Path(perturb).absolute()), "perturb_set": perturb_set}
+    return source | {kind: robot.command_topic} | (perturbed if perturb else {})
 
 
 def camera_remaps(topic: str, info: bool = False) -> tuple[tuple[str, str], ...]:
@@ -141,6 +146,8 @@ def deploy(
     seed: int | None = None,
     cmd_vel: tuple[float, float, float] | None = None,
     record: str = "",
+    perturb: str = "",
+    perturb_set: str = "",
 ) -> list[Spec]:
     """The deploy session: with ``record`` first a bag_recorder writing that bag, then
     sim_backend (sim) or the driver launch (real), robot_state_publisher (``publish_tf``),
@@ -163,6 +170,7 @@ def deploy(
     publish_tf = check_publish_tf(publish_tf)
     check_cmd_vel(cmd_vel, robot_config)
     check_record(record)
+    check_perturb(perturb, perturb_set, sim)
     at = partial(node, params_file=params_file, namespace=namespace)
     camera = camera_topic if camera_topic and not sim else robot_config.image_topic(image)
     remaps = camera_remaps(camera) + (() if sim else (("joint_states", joint_states_topic),))
@@ -173,7 +181,7 @@ def deploy(
         specs.append(at("bag_recorder", values, remaps=remaps))
     if sim:
         seeded = {} if seed is None else {"seed": seed}
-        values = sim_values(checkpoint, robot_config) | seeded | common
+        values = sim_values(checkpoint, robot_config, perturb, perturb_set) | seeded | common
         specs.append(at("sim_backend", values, remaps=camera_remaps(camera, info=True)))
     elif driver_launch:
         specs.append(IncludeSpec(driver_launch, namespace))

@@ -44,6 +44,7 @@ from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from sdpg_core.config import ConfigError, RandomizeConfig, load_perturbations
 from sdpg_core.envs.registry import get_task
 from sdpg_core.fit import read_metadata
 from sdpg_core.sim import POSITION, CommandError, Episode, SimRobot, pinhole
@@ -164,6 +165,7 @@ class SimBackend(Node):
                 settings.action_repeat,
                 settings.camera,
                 settings.image,
+                self.perturbation,
             )
         except KeyError as err:
             raise ValueError(f"unknown task {settings.task!r}") from err
@@ -236,6 +238,9 @@ class SimBackend(Node):
         self.checkpoint_topic = declare(
             self, "checkpoint_topic", "", "without checkpoint: start on the first one announced"
         )
+        self.perturb = declare(self, "perturb", "", "YAML of perturbation sets ('' = nominal)")
+        self.perturb_set = declare(self, "perturb_set", "", "the set of `perturb` to simulate")
+        self.perturbation = self._perturbation()
         try:
             get_task(self.task)
         except KeyError as err:
@@ -251,6 +256,22 @@ class SimBackend(Node):
         require(self.action_repeat >= 1, "action_repeat", "must be >= 1")
         if self.checkpoint_topic:
             require_topic("checkpoint_topic", self.checkpoint_topic)
+
+    def _perturbation(self) -> RandomizeConfig | None:
+        """The perturbation set the episodes draw from (None: the nominal simulator)."""
+        require(bool(self.perturb) == bool(self.perturb_set), "perturb_set", "give both or neither")
+        if not self.perturb:
+            return None
+        try:
+            sets = load_perturbations(self.perturb)
+        except ConfigError as err:
+            raise ParameterError(f"parameter 'perturb': {err}") from err
+        names = ", ".join(sets)
+        require(self.perturb_set in sets, "perturb_set", f"{self.perturb} has {names}")
+        chosen = sets[self.perturb_set]
+        timed = chosen.latency.camera_delay or chosen.latency.camera_drop
+        require(not timed, "perturb_set", "camera_delay / camera_drop: the camera timer's job")
+        return chosen
 
     def _make_interfaces(self) -> None:
         """Publishers, command subscriptions and the reset service (one exclusive group)."""
@@ -424,7 +445,10 @@ class SimBackend(Node):
         """Extra values for /diagnostics (none before the sim starts)."""
         if self.robot is None:
             return {}
-        return {"task": self.task, "episode": self.robot.episode, "sim_time": self.robot.sim_time}
+        robot, perturbation = self.robot, self.perturb_set or "nominal"
+        return {"task": self.task, "episode": robot.episode, "sim_time": robot.sim_time} | {
+            "perturbation": perturbation
+        }
 
     def close(self) -> None:
         """Stop stepping (waiting for a running tick) and free the renderer and physics."""

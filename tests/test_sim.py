@@ -4,7 +4,13 @@ import mujoco
 import numpy as np
 import pytest
 
-from sdpg_core.config import EnvConfig
+from sdpg_core.config import (
+    EnvConfig,
+    LatencyRandomization,
+    PhysicsRandomization,
+    RandomizeConfig,
+    VisionRandomization,
+)
 from sdpg_core.envs.base import episode_seed
 from sdpg_core.envs.registry import TASKS, make_env, register_task, task_names
 from sdpg_core.envs.tasks.reacher import Reacher
@@ -110,6 +116,47 @@ def test_images_and_physics_equal_the_training_env(name):
         np.testing.assert_array_equal(image, training_frame)
     robot.close()
     env.close()
+
+
+PERTURBED = RandomizeConfig(
+    vision=VisionRandomization(
+        light_intensity=(0.6, 0.6), color=(-0.1, 0.1), camera_position=(0.02, 0.02), noise=(6, 6)
+    ),
+    physics=PhysicsRandomization(mass=(1.2, 1.2), damping=(0.8, 1.2)),
+    latency=LatencyRandomization(
+        action_delay=(20.0, 20.0), action_jitter=(0.0, 10.0), joint_delay=(10.0, 10.0)
+    ),
+)
+
+
+@pytest.mark.parametrize("name", ["reacher", "ur5e_reach"])
+def test_a_perturbed_sim_is_the_perturbed_training_env(name):
+    """Under a perturbation set the sim's episode k draws what evaluation episode k draws:
+    the same physics, images (looks and noise) and delayed joint readings step by step."""
+    robot = SimRobot(name, seed=3, randomize=PERTURBED)
+    env = make_env(name, EnvConfig(image_size=32, randomize=PERTURBED), 1, render=True, seed=3)
+    env.reset(np.zeros(1, dtype=np.int64), seeds=[episode_seed(3, 0)])
+    np.testing.assert_array_equal(robot.env.params, env.params)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        action = rng.uniform(-0.9, 0.9, robot.spec.action_dim).astype(np.float32)
+        robot.set_command(command_for(robot, action))
+        applied = robot.action
+        robot.step()
+        env.step(applied[None])
+        np.testing.assert_array_equal(robot.env.physics, env.physics)
+        np.testing.assert_array_equal(robot.image(32), env.renderer.stack.latest_rgb(0))
+        sensed = env.latency.sensed[0, 1 + env.joint_qpos]  # 10 ms (2 substeps) ago
+        np.testing.assert_array_equal(robot.joint_state().position, sensed)
+        assert not np.array_equal(sensed, env.physics[0, 1 + env.joint_qpos])
+    robot.close()
+    env.close()
+
+
+def test_the_sim_refuses_camera_timing_it_does_not_simulate():
+    late = RandomizeConfig(latency=LatencyRandomization(camera_delay=(1.0, 1.0)))
+    with pytest.raises(ValueError, match="camera_delay"):
+        SimRobot("reacher", randomize=late)
 
 
 def test_episodes_auto_reset_with_return_and_success():

@@ -14,6 +14,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, String
 
+from sdpg_core.config import load_perturbations
 from sdpg_core.evaluate import evaluate
 from sdpg_core.policy import Policy
 from sdpg_core.robot import load_robot
@@ -58,6 +59,21 @@ def test_sim_session_runs_episodes_and_reports(policy_file, tmp_path, capsys):
     assert set(report["nodes"]) == {"sim_backend", "policy_node", "hardware_bridge"}
     out = capsys.readouterr().out
     assert "ros_episodes=" in out and "in_process_success=" in out and "gap=" in out
+
+
+def test_a_deploy_under_a_perturbation_set_compares_with_the_same_set(policy_file, tmp_path):
+    """--perturb FILE SET: the sim's episodes draw from the held-out set, and --compare
+    evaluates the checkpoint in-process under that set too."""
+    perturb = ROOT / "config" / "perturb" / "reacher.yaml"
+    report_file = tmp_path / "report.json"
+    argv = ["deploy", "--backend", "sim", "--checkpoint", str(policy_file), "--compare"]
+    argv += ["--perturb", str(perturb), "weak_heavy", "--episodes", "2", "--duration", "60"]
+    assert cli.main([*argv, "--report", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["episodes"] >= 2
+    held_out = load_perturbations(perturb)["weak_heavy"]
+    reference = evaluate(Policy.load(policy_file), report["episodes"], randomize=held_out)
+    assert report["in_process_return_mean"] == reference["return_mean"]
 
 
 def test_dry_run_keeps_the_robot_still(policy_file, tmp_path):

@@ -153,6 +153,7 @@ def test_depth_policies_read_the_depth_topic(tmp_path):
     assert live[2].remaps == (depth,)
 
 
+PERTURB = str(ROOT / "config" / "perturb" / "reacher.yaml")
 # Every launch argument: a value other than its default, and the arguments it needs beside it.
 CHANGED = {
     "deploy": {
@@ -173,6 +174,11 @@ CHANGED = {
         "seed": ({"seed": "7"}, {}),
         "cmd_vel": ({"cmd_vel": "0.5,0,0.1"}, {"robot": "go2", "checkpoint": "{go2}"}),
         "record": ({"record": "{bag}"}, {}),
+        "perturb": ({"perturb": PERTURB, "perturb_set": "latency_40ms"}, {}),
+        "perturb_set": (
+            {"perturb_set": "weak_heavy"},
+            {"perturb": PERTURB, "perturb_set": "latency_40ms"},
+        ),
     },
     "train": {
         "task": ({"task": "reacher_state"}, {}),
@@ -257,6 +263,10 @@ def test_the_readme_shows_only_launch_arguments_that_exist():
         ("deploy", {"cmd_vel": "0.5,0,0"}, "cmd_vel"),  # the reacher takes no velocity command
         ("deploy", {"cmd_vel": "fast"}, "cmd_vel"),
         ("deploy", {"cmd_vel": "0.5,0"}, "cmd_vel"),
+        ("deploy", {"perturb": PERTURB}, "perturb_set"),
+        ("deploy", {"perturb": PERTURB, "perturb_set": "nope"}, "perturb_set"),
+        ("deploy", {"perturb": "/nonexistent.yaml", "perturb_set": "x"}, "perturb"),
+        ("deploy", {"backend": "real", "perturb": PERTURB, "perturb_set": "weak_heavy"}, "perturb"),
     ],
 )
 def test_a_bad_value_is_named_before_any_spec(files, kind, arguments, name):

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sdpg_core.config import load_perturbations
 from sdpg_core.sim import SimRobot
 from sdpg_ros.common import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ParameterError, stamp_to_ns
 from sdpg_ros.image_conversion import to_numpy
@@ -26,6 +28,9 @@ def backend(graph, **params) -> SimBackend:
     values = {"image_size": 32, "real_time_factor": 20.0, **params}
     overrides = [Parameter(k, value=v) for k, v in values.items()]
     return graph.add(SimBackend(context=graph.context, parameter_overrides=overrides))
+
+
+PERTURB = Path(__file__).resolve().parents[2] / "config" / "perturb" / "reacher.yaml"
 
 
 def probe(graph) -> Node:
@@ -144,6 +149,20 @@ def test_reset_publishes_the_initial_state_of_the_next_episode(graph):
     initial.close()
 
 
+def test_a_perturbation_set_is_what_the_sim_simulates(graph):
+    """perturb / perturb_set: the sim's episodes draw from that held-out set (here 40 ms of
+    action delay): what the same set's SimRobot draws for episode 0, from the same state."""
+    sim = backend(graph, perturb=str(PERTURB), perturb_set="latency_40ms")
+    node = probe(graph)
+    joints = Collector(node, JointState, "joint_states", RELIABLE_QOS)
+    assert graph.spin_until(lambda: len(joints) >= 1)
+    twin = SimRobot("reacher", seed=sim.seed, randomize=load_perturbations(PERTURB)["latency_40ms"])
+    np.testing.assert_allclose(joints.messages[0].position, twin.joint_state().position)
+    assert sim.robot.env.latency.ctrl_queue.shape[1] == 4  # 40 ms = 4 substeps of 10 ms
+    np.testing.assert_array_equal(sim.robot.env.params, twin.env.params)  # the same draws
+    twin.close()
+
+
 def test_task_status_at_each_episode_end(graph):
     sim = backend(graph, episode_steps=3)
     node = probe(graph)
@@ -186,6 +205,9 @@ def test_sim_time_stamps_and_camera_rate(graph):
         ({"camera_rate_hz": -1.0}, "camera_rate_hz"),
         ({"checkpoint": "/nonexistent.pt"}, "checkpoint"),
         ({"checkpoint_topic": "bad topic"}, "checkpoint_topic"),
+        ({"perturb": "/nonexistent.yaml", "perturb_set": "weak_heavy"}, "perturb"),
+        ({"perturb": str(PERTURB)}, "perturb_set"),
+        ({"perturb": str(PERTURB), "perturb_set": "nope"}, "perturb_set"),
     ],
 )
 def test_invalid_parameters_are_named(graph, params, name):
