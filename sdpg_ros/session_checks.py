@@ -135,7 +135,10 @@ def check_perturb(perturb: str, perturb_set: str, sim: bool) -> RandomizeConfig 
     except ConfigError as err:
         raise ArgumentError("perturb", str(err)) from err
     require(perturb_set in sets, "perturb_set", f"{perturb} has {', '.join(sets)}")
-    return sets[perturb_set]
+    chosen = sets[perturb_set]
+    timed = chosen.latency.camera_delay or chosen.latency.camera_drop
+    require(not timed, "perturb_set", "camera_delay / camera_drop: the sim camera's own timing")
+    return chosen
 
 
 def check_file(argument: str, path: str) -> None:

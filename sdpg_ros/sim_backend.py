@@ -44,7 +44,7 @@ from std_msgs.msg import Float64MultiArray, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from sdpg_core.config import ConfigError, RandomizeConfig, load_perturbations
+from sdpg_core.config import RandomizeConfig
 from sdpg_core.envs.registry import get_task
 from sdpg_core.fit import read_metadata
 from sdpg_core.sim import POSITION, CommandError, Episode, SimRobot, pinhole
@@ -61,6 +61,7 @@ from sdpg_ros.common import (
     run_nodes,
 )
 from sdpg_ros.image_conversion import to_msg
+from sdpg_ros.session_checks import ArgumentError, check_perturb
 
 NODE_NAME = "sim_backend"
 
@@ -259,19 +260,10 @@ class SimBackend(Node):
 
     def _perturbation(self) -> RandomizeConfig | None:
         """The perturbation set the episodes draw from (None: the nominal simulator)."""
-        require(bool(self.perturb) == bool(self.perturb_set), "perturb_set", "give both or neither")
-        if not self.perturb:
-            return None
         try:
-            sets = load_perturbations(self.perturb)
-        except ConfigError as err:
-            raise ParameterError(f"parameter 'perturb': {err}") from err
-        names = ", ".join(sets)
-        require(self.perturb_set in sets, "perturb_set", f"{self.perturb} has {names}")
-        chosen = sets[self.perturb_set]
-        timed = chosen.latency.camera_delay or chosen.latency.camera_drop
-        require(not timed, "perturb_set", "camera_delay / camera_drop: the camera timer's job")
-        return chosen
+            return check_perturb(self.perturb, self.perturb_set, sim=True)
+        except ArgumentError as err:
+            raise ParameterError(f"parameter '{err.argument}': {err}") from err
 
     def _make_interfaces(self) -> None:
         """Publishers, command subscriptions and the reset service (one exclusive group)."""

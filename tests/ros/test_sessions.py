@@ -275,6 +275,14 @@ def test_a_bad_value_is_named_before_any_spec(files, kind, arguments, name):
         launch_arguments.from_launch(kind, base | arguments)
 
 
+def test_the_sim_refuses_a_set_with_camera_timing(files, tmp_path):
+    late = tmp_path / "late.yaml"
+    late.write_text("late:\n  latency:\n    camera_delay: [40.0, 40.0]\n")
+    arguments = {"checkpoint": files["reacher"], "perturb": str(late), "perturb_set": "late"}
+    with pytest.raises(ValueError, match="argument 'perturb_set': camera_delay"):
+        launch_arguments.from_launch("deploy", arguments)
+
+
 def test_a_run_directory_holding_a_run_is_named_out(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("")
     with pytest.raises(ValueError, match="argument 'out'"):
