@@ -104,7 +104,10 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument(
-        "--ros-episodes", type=int, help="over ROS: the first this many (default: all)"
+        "--ros-episodes",
+        type=int,
+        help="over ROS: the first this many (default: all; 0: none, e.g. a task the robot YAML's "
+        "sim does not run)",
     )
     parser.add_argument("--key", help="summary.json entry robots.<key> (default: the task)")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
@@ -116,7 +119,7 @@ def main() -> int:
     iterations = 2 if args.smoke else None
     sets = [*SMOKE, *args.set] if args.smoke else args.set
     episodes, frames = (2, 30) if args.smoke else (args.episodes, args.frames)
-    ros_episodes = min(episodes, args.ros_episodes or episodes)
+    ros_episodes = episodes if args.ros_episodes is None else min(episodes, args.ros_episodes)
     run_dir = args.run or args.runs / args.task
     if args.run is None:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -132,10 +135,10 @@ def main() -> int:
     spec = read_header(checkpoint)["spec"]
     episode_s = spec["episode_steps"] * spec["control_dt"]
     with tempfile.TemporaryDirectory() as tmp:
-        figures.update(
-            over_ros(checkpoint, args.robot, ros_episodes, episode_s, Path(tmp), args.command)
-        )
-        if spec["obs_mode"] == "pixels":  # camera-to-command: a policy without one has none
+        if ros_episodes:  # 0: no ROS part at all
+            work = Path(tmp)
+            figures |= over_ros(checkpoint, args.robot, ros_episodes, episode_s, work, args.command)
+        if ros_episodes and spec["obs_mode"] == "pixels":  # camera-to-command latency
             size = spec["pixel_shape"][1]
             figures |= latency_figures(
                 run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot), args.rate
