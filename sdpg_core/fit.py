@@ -82,11 +82,11 @@ def base_task(name: str) -> str:
 
 
 def robot_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
-    """Why a policy for ``spec`` cannot drive ``robot`` (its sim task and joints), or None."""
-    if robot.sim_task and base_task(spec.task) != base_task(robot.sim_task):
+    """Why a policy for ``spec`` cannot drive ``robot`` (its tasks and joints), or None."""
+    if not runs_task(robot, spec.task):
+        runs = " / ".join(repr(task) for task in robot.task_names)
         return Misfit(
-            "task",
-            f"policy trained on task {spec.task!r}, robot {robot.name!r} runs {robot.sim_task!r}",
+            "task", f"policy trained on task {spec.task!r}, robot {robot.name!r} runs {runs}"
         )
     if tuple(spec.joint_names) != tuple(robot.joints):
         return Misfit(
@@ -95,6 +95,12 @@ def robot_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
             f"{list(robot.joints)} (same names, same order)",
         )
     return action_misfit(spec, robot)
+
+
+def runs_task(robot: RobotConfig, task: str) -> bool:
+    """Whether policies of ``task`` (any variant) drive ``robot`` (one without a sim task:
+    any)."""
+    return not robot.task_names or base_task(task) in {base_task(t) for t in robot.task_names}
 
 
 def action_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:

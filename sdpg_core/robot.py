@@ -24,6 +24,7 @@ class RobotConfig:
     name: str = ""
     urdf: str = ""  # file name under urdf/ (installed: share/sdpg_ros/urdf), or an absolute path
     sim_task: str = ""  # MuJoCo task the policy was trained on ('' = none)
+    tasks: tuple[str, ...] = ()  # further tasks whose policies drive it (same joints and actions)
     joints: tuple[str, ...] = ()  # command and action order (the controller's joint order)
     default_pose: tuple[float, ...] = ()  # a safe resting pose, per joint
     command_interface: str = "position"  # position | velocity | effort
@@ -44,6 +45,7 @@ class RobotConfig:
         n = len(self.joints)
         checks = {
             "name": bool(self.name),
+            "tasks": all(self.tasks) and (not self.tasks or bool(self.sim_task)),
             "urdf": bool(self.urdf),
             "joints": n > 0 and len(set(self.joints)) == n and all(self.joints),
             "command_interface": self.command_interface in INTERFACES,
@@ -72,6 +74,11 @@ class RobotConfig:
                 "delta for the position interface only)"
             )
         return self
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """Every task whose policies drive this robot: ``sim_task`` first, then ``tasks``."""
+        return (self.sim_task, *self.tasks) if self.sim_task else ()
 
     def image_topic(self, image: str) -> str:
         """The topic a policy of image kind ``image`` (rgb or depth) reads its camera from."""

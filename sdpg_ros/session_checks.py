@@ -16,7 +16,7 @@ from rclpy.validate_topic_name import validate_topic_name
 from sdpg_core.config import Config, ConfigError, RandomizeConfig, load_perturbations, parse_command
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
-from sdpg_core.fit import base_task, read_metadata, robot_misfit
+from sdpg_core.fit import read_metadata, robot_misfit, runs_task
 from sdpg_core.robot import RobotConfig, load_robot
 from sdpg_core.session import check_run_dir, resolve_train_config
 
@@ -167,9 +167,9 @@ def check_live_task(task: str, robot: RobotConfig) -> None:
     if get_task(task).obs_mode != "pixels":
         message = f"eval_in_sim needs a pixel task, {task!r} trains a state policy"
         raise ArgumentError("eval_in_sim", message)
-    if robot.sim_task and base_task(task) != base_task(robot.sim_task):
-        message = f"robot {robot.name!r} runs task {robot.sim_task!r}, not {task!r}"
-        raise ArgumentError("robot", message)
+    if not runs_task(robot, task):
+        runs = " / ".join(repr(name) for name in robot.task_names)
+        raise ArgumentError("robot", f"robot {robot.name!r} runs task {runs}, not {task!r}")
 
 
 def resolve_config(task: str, config: str, overrides: list[str], flags: dict[str, Any]) -> Config:

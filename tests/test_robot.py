@@ -7,6 +7,7 @@ import pytest
 
 from sdpg_core.config import ConfigError, EnvConfig
 from sdpg_core.envs.registry import make_env
+from sdpg_core.fit import action_misfit, robot_misfit
 from sdpg_core.robot import (
     joint_limits,
     load_robot,
@@ -138,9 +139,10 @@ def test_robot_file_consistent(path):
     limits = joint_limits(robot, parse_urdf_limits(robot_urdf_path(robot)))
     for joint, pose, lim in zip(robot.joints, robot.default_pose, limits, strict=True):
         assert lim.lower <= pose <= lim.upper, joint
-    if robot.sim_task:
-        env = make_env(robot.sim_task, EnvConfig(), 1, render=False)
+    for task in robot.task_names:  # every task it runs: its joints and action mapping
+        env = make_env(task, EnvConfig(), 1, render=False)
         assert env.spec.joint_names == robot.joints
+        assert action_misfit(env.spec, robot) is None, task
         if robot.command_interface == "effort":  # a in [-1, 1] is the ctrl of a torque motor
             model = env.model
             torque = model.actuator_gear[:, 0] * model.actuator_ctrlrange[:, 1]
@@ -167,3 +169,13 @@ def test_delta_actions_need_the_position_interface(tmp_path):
     path = write_robot(tmp_path, {"action_mode": "action_mode: delta"})
     with pytest.raises(ConfigError, match="action_mode"):
         load_robot(path)
+
+
+def test_a_terrain_policy_drives_the_quadruped_and_a_reacher_policy_does_not():
+    go2 = load_robot("go2")
+    assert go2.task_names == ("go2_walk", "go2_terrain")
+    terrain = make_env("go2_terrain", EnvConfig(), 1, render=False).spec
+    assert robot_misfit(terrain, go2) is None
+    reacher = make_env("reacher", EnvConfig(), 1, render=False).spec
+    misfit = robot_misfit(reacher, go2)
+    assert misfit.reason == "task" and "runs 'go2_walk' / 'go2_terrain'" in misfit.message

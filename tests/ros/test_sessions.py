@@ -394,3 +394,12 @@ def test_the_real_robot_is_commanded_only_when_asked():
     arm = str(ROOT / "tests" / "data" / "ur5e_reach_pixels.pt")
     argv = ["deploy", "--backend", "real", "--robot", "ur5e", "--checkpoint", arm, "--no-dry-run"]
     assert bridge(cli.deploy_specs(cli.build_parser().parse_args(argv))) is False
+
+
+def test_a_terrain_policy_deploys_to_the_quadruped(tmp_path):
+    """go2_terrain is one of the go2's tasks: its checkpoint passes the deploy checks, the sim
+    runs its task and the policy reads the depth topic."""
+    terrain = make_checkpoint(tmp_path / "terrain.pt", task="go2_terrain")
+    specs = {spec.name: spec for spec in sessions.deploy("sim", "go2", str(terrain))}
+    assert specs["sim_backend"].parameters["checkpoint"] == str(terrain)
+    assert ("camera/image_raw", "camera/depth/image_rect_raw") in specs["policy_node"].remaps
