@@ -135,13 +135,13 @@ def main() -> int:
     spec = read_header(checkpoint)["spec"]
     episode_s = spec["episode_steps"] * spec["control_dt"]
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
         if ros_episodes:  # 0: no ROS part at all
-            work = Path(tmp)
             figures |= over_ros(checkpoint, args.robot, ros_episodes, episode_s, work, args.command)
         if ros_episodes and spec["obs_mode"] == "pixels":  # camera-to-command latency
             size = spec["pixel_shape"][1]
             figures |= latency_figures(
-                run_rate(checkpoint, args.rate, frames, size, Path(tmp), args.robot), args.rate
+                run_rate(checkpoint, args.rate, frames, size, work, args.robot), args.rate
             )
     print(json.dumps(figures, indent=2))
     write_results(args.out, "robots", figures, key=args.key or args.task)

@@ -84,10 +84,8 @@ def base_task(name: str) -> str:
 def robot_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:
     """Why a policy for ``spec`` cannot drive ``robot`` (its tasks and joints), or None."""
     if not runs_task(robot, spec.task):
-        runs = " / ".join(repr(task) for task in robot.task_names)
-        return Misfit(
-            "task", f"policy trained on task {spec.task!r}, robot {robot.name!r} runs {runs}"
-        )
+        trained = f"policy trained on task {spec.task!r}"
+        return Misfit("task", f"{trained}, robot {robot.name!r} runs {robot_tasks(robot)}")
     if tuple(spec.joint_names) != tuple(robot.joints):
         return Misfit(
             "joints",
@@ -101,6 +99,11 @@ def runs_task(robot: RobotConfig, task: str) -> bool:
     """Whether policies of ``task`` (any variant) drive ``robot`` (one without a sim task:
     any)."""
     return not robot.task_names or base_task(task) in {base_task(t) for t in robot.task_names}
+
+
+def robot_tasks(robot: RobotConfig) -> str:
+    """The tasks ``robot`` runs, for messages: 'go2_walk' / 'go2_terrain'."""
+    return " / ".join(repr(task) for task in robot.task_names)
 
 
 def action_misfit(spec: EnvSpec, robot: RobotConfig) -> Misfit | None:

@@ -131,6 +131,14 @@ def imu_sensors(model: mujoco.MjModel) -> list[slice] | None:
     return [slice(s.adr[0], s.adr[0] + s.dim[0]) for s in sensors]
 
 
+def camera_timing(randomize: RandomizeConfig | None) -> list[str]:
+    """The camera delay / drop ranges ``randomize`` turns on: the sim simulates neither (its
+    camera publishes on its own timer)."""
+    if randomize is None or not randomize.enabled:
+        return []
+    return [key for key in ("camera_delay", "camera_drop") if getattr(randomize.latency, key)]
+
+
 class SimRobot:
     """Env 0 of a registered task with a held joint command, episodes and a camera.
 
@@ -152,6 +160,12 @@ class SimRobot:
         image: str = "",
         randomize: RandomizeConfig | None = None,
     ) -> None:
+        timed = camera_timing(randomize)
+        if timed:
+            raise ValueError(
+                f"randomize: {', '.join(timed)} are not simulated by the sim's camera (it "
+                "publishes on its own timer): leave them [] in a set for the sim"
+            )
         cfg = EnvConfig(
             task=task,
             episode_steps=episode_steps,
@@ -162,13 +176,6 @@ class SimRobot:
             randomize=randomize or RandomizeConfig(enabled=False),
         )
         self.env = make_env(task, cfg, 1, render=False, seed=seed)
-        timed = [k for k in ("camera_delay", "camera_drop") if self.env.randomizer.has(k)]
-        if timed:
-            self.env.close()
-            raise ValueError(
-                f"randomize: {', '.join(timed)} are not simulated by the sim's camera (it "
-                "publishes on its own timer): leave them [] in a set for the sim"
-            )
         self.spec = self.env.spec
         self.model = model = self.env.model
         self.interface = actuator_interface(model)

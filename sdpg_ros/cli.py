@@ -31,7 +31,7 @@ from sdpg_core.envs.base import EVAL_SEED
 from sdpg_ros import sessions
 from sdpg_ros.common import run_nodes
 from sdpg_ros.report import deploy_report, summary_line
-from sdpg_ros.session_checks import ArgumentError, parse_cmd_vel
+from sdpg_ros.session_checks import ArgumentError, check_perturb, parse_cmd_vel
 
 NODE_CLASSES = {
     "sim_backend": "sdpg_ros.sim_backend:SimBackend",
@@ -221,7 +221,6 @@ def in_process_reference(
     """``sdpg eval`` of the checkpoint on the deployment's episodes (same seeds and count, and
     perturbation set; a command task follows the session's command, zero without one, as the
     sim does)."""
-    from sdpg_core.config import load_perturbations
     from sdpg_core.evaluate import evaluate
     from sdpg_core.policy import load_policy
 
@@ -229,7 +228,7 @@ def in_process_reference(
         return {}
     policy = load_policy(checkpoint)
     command = (cmd_vel or (0.0,) * policy.spec.command_dim) if policy.spec.command_dim else None
-    randomize = load_perturbations(perturb[0])[perturb[1]] if perturb[0] else None
+    randomize = check_perturb(*perturb, sim=True)
     result = evaluate(policy, episodes, seed, command=command, randomize=randomize)
     means = {k[: -len("_mean")]: v for k, v in result.items() if k.endswith("_mean")}
     return {

@@ -26,6 +26,7 @@ SENSOR_QOS: QoSProfile = qos_profile_sensor_data  # best effort, keep last 5
 RELIABLE_QOS = QoSProfile(depth=10)
 # Latched: a late subscriber still gets the last message (checkpoint paths).
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+DRY_RUN_TOPIC = "hardware_bridge/dry_run/commands"  # the bridge's commands when dry_run is on
 
 
 class ParameterError(ValueError):

@@ -67,6 +67,7 @@ from sdpg_core.safety import (
     reorder,
 )
 from sdpg_ros.common import (
+    DRY_RUN_TOPIC,
     RELIABLE_QOS,
     SENSOR_QOS,
     Counters,
@@ -80,7 +81,6 @@ from sdpg_ros.common import (
     run_nodes,
     stamp_to_ns,
 )
-from sdpg_ros.sessions import DRY_RUN_TOPIC
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 POINT_FIELD = {"position": "positions", "velocity": "velocities", "effort": "effort"}

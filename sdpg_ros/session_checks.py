@@ -16,9 +16,10 @@ from rclpy.validate_topic_name import validate_topic_name
 from sdpg_core.config import Config, ConfigError, RandomizeConfig, load_perturbations, parse_command
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.envs.registry import get_task
-from sdpg_core.fit import read_metadata, robot_misfit, runs_task
+from sdpg_core.fit import read_metadata, robot_misfit, robot_tasks, runs_task
 from sdpg_core.robot import RobotConfig, load_robot
 from sdpg_core.session import check_run_dir, resolve_train_config
+from sdpg_core.sim import camera_timing
 
 
 class ArgumentError(ValueError):
@@ -135,10 +136,9 @@ def check_perturb(perturb: str, perturb_set: str, sim: bool) -> RandomizeConfig 
     except ConfigError as err:
         raise ArgumentError("perturb", str(err)) from err
     require(perturb_set in sets, "perturb_set", f"{perturb} has {', '.join(sets)}")
-    chosen = sets[perturb_set]
-    timed = chosen.latency.camera_delay or chosen.latency.camera_drop
-    require(not timed, "perturb_set", "camera_delay / camera_drop: the sim camera's own timing")
-    return chosen
+    timed = camera_timing(sets[perturb_set])
+    require(not timed, "perturb_set", f"{', '.join(timed)}: the sim camera's own timing")
+    return sets[perturb_set]
 
 
 def check_file(argument: str, path: str) -> None:
@@ -168,8 +168,8 @@ def check_live_task(task: str, robot: RobotConfig) -> None:
         message = f"eval_in_sim needs a pixel task, {task!r} trains a state policy"
         raise ArgumentError("eval_in_sim", message)
     if not runs_task(robot, task):
-        runs = " / ".join(repr(name) for name in robot.task_names)
-        raise ArgumentError("robot", f"robot {robot.name!r} runs task {runs}, not {task!r}")
+        message = f"robot {robot.name!r} runs task {robot_tasks(robot)}, not {task!r}"
+        raise ArgumentError("robot", message)
 
 
 def resolve_config(task: str, config: str, overrides: list[str], flags: dict[str, Any]) -> Config:

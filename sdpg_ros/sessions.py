@@ -18,6 +18,7 @@ from typing import Any
 
 from sdpg_core.robot import RobotConfig, robot_urdf_path
 from sdpg_core.share import PACKAGE, find_share_file
+from sdpg_ros.common import DRY_RUN_TOPIC
 from sdpg_ros.session_checks import (
     check_cmd_vel,
     check_count,
@@ -38,7 +39,6 @@ from sdpg_ros.session_checks import (
 )
 
 CHECKPOINT_TOPIC = "trainer/checkpoint"  # trainer_node announces every checkpoint here
-DRY_RUN_TOPIC = "hardware_bridge/dry_run/commands"  # the bridge's commands when dry_run is on
 DEFAULT_CAMERA = "camera/image_raw"  # the topic the sim publishes and the policy reads
 BACKENDS = ("sim", "real")
 

@@ -437,9 +437,12 @@ class SimBackend(Node):
         """Extra values for /diagnostics (none before the sim starts)."""
         if self.robot is None:
             return {}
-        robot, perturbation = self.robot, self.perturb_set or "nominal"
-        return {"task": self.task, "episode": robot.episode, "sim_time": robot.sim_time} | {
-            "perturbation": perturbation
+        robot = self.robot
+        return {
+            "task": self.task,
+            "episode": robot.episode,
+            "sim_time": robot.sim_time,
+            "perturbation": self.perturb_set or "nominal",
         }
 
     def close(self) -> None:
