@@ -267,9 +267,12 @@ def test_the_quadruped_follows_its_proprio_policy_over_ros_as_in_process(tmp_pat
     report = deploy_go2(path, tmp_path, episodes=3, steps=100, command="0.5,0,0")
     twin = go2_twin(path, 3, seed=0, steps=100, command=np.array([0.5, 0.0, 0.0]))
     policy_counts = report["nodes"]["policy_node"]
+    # at most a start-up race: the first ticks before the IMU subscription has its
+    # readings in (none yet: imu_missing; only an early one: imu_stale, 158 ms, seen in CI)
+    race = {"rejected/imu_missing", "rejected/imu_stale"}
     rejected = {key for key in policy_counts if key.startswith("rejected/")}
-    assert rejected <= {"rejected/imu_missing"}, policy_counts  # at most a start-up race
-    assert policy_counts.get("rejected/imu_missing", 0) <= 2
+    assert rejected <= race, policy_counts
+    assert sum(policy_counts.get(key, 0) for key in race) <= 2, policy_counts
     assert policy_counts["ticks"] >= 200 and report["images"] == 0  # episodes 2 and 3 at least
     assert report["nodes"]["sim_backend"]["cmd_vel"] > 0
     np.testing.assert_allclose(
