@@ -237,6 +237,9 @@ class RunConfig(Section):
     eval_interval: int = 0  # > 0: evaluate every N iterations (best.pt follows evaluation)
     stop_success_rate: float = 0.0  # > 0: stop once evaluation success reaches this rate
     video: bool = True
+    # a checkpoint (training or exported policy) whose networks and normaliser start this run
+    # (fine-tuning, e.g. under randomisation); optimisers, counters and schedules start afresh
+    init: str = ""
     dist_timeout_s: float = 600.0  # torchrun: a collective waiting longer fails the run (the
     # other ranks wait in one while rank 0 evaluates: keep it above the longest evaluation)
 

@@ -162,3 +162,71 @@ def test_short_reacher_training_improves_return(tmp_path):
     after = evaluate(trainer.policy(), 32)
     trainer.close()
     assert after["return_mean"] > before["return_mean"] + 10.0, (before, after)
+
+
+def trained_state(tmp_path, task="reacher_state", algo="sdpg"):
+    """A 2-iteration run of ``task``; returns (its latest.pt, the trainer's state dict)."""
+    overrides = [*TINY, "run.iterations=2", f"run.algo={algo}"]
+    session = TrainingSession.start(resolve(task, overrides=overrides), tmp_path / "first")
+    session.run(show_progress=False)
+    return tmp_path / "first" / "checkpoints" / "latest.pt"
+
+
+def same(a, b) -> bool:
+    """Two state dicts hold equal tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("algo", ["sdpg", "ppo"])
+def test_run_init_starts_from_the_checkpoint_weights_only(tmp_path, algo):
+    """run.init: networks and normaliser from the checkpoint; optimisers and counters afresh."""
+    source = trained_state(tmp_path, algo=algo)
+    saved = checkpoint.load(source)
+    cfg = resolve("reacher_state", overrides=[*TINY, f"run.algo={algo}", f"run.init={source}"])
+    session = TrainingSession.start(cfg, tmp_path / "second")
+    trainer = session.trainer
+    for name, part in trainer.stateful().items():
+        if isinstance(part, torch.optim.Optimizer):
+            assert not part.state, name  # no Adam moments carried over
+        elif isinstance(part, torch.Tensor):
+            assert torch.equal(part, saved[name]), name
+        else:
+            assert same(part.state_dict(), saved[name]), name
+    assert trainer.iteration == 0 and trainer.env_steps == 0
+    session.step()
+    trainer.close()
+
+
+def test_run_init_from_a_policy_file_keeps_a_fresh_critic(tmp_path):
+    source = trained_state(tmp_path)
+    policy_file = checkpoint.export_policy(source, tmp_path / "policy.pt")
+    saved = checkpoint.load(source)
+    overrides = [*TINY, f"run.init={policy_file}"]
+    fresh = TrainingSession.start(resolve("reacher_state", overrides=TINY), tmp_path / "fresh")
+    tuned = TrainingSession.start(resolve("reacher_state", overrides=overrides), tmp_path / "t")
+    learner = tuned.trainer.learner
+    assert same(learner.actor.state_dict(), saved["actor"])
+    assert same(learner.normalizer.state_dict(), saved["normalizer"])
+    assert same(learner.critic.state_dict(), fresh.trainer.learner.critic.state_dict())
+    fresh.trainer.close()
+    tuned.trainer.close()
+
+
+@pytest.mark.parametrize(
+    ("task", "extra", "message"),
+    [
+        ("reacher", [], "its task is 'reacher_state', this run's 'reacher'"),
+        ("reacher_state", ["model.actor_hidden=[32]"], "its actor does not fit this run's model"),
+    ],
+)
+def test_run_init_refuses_a_checkpoint_that_does_not_fit(tmp_path, task, extra, message):
+    source = trained_state(tmp_path)
+    cfg = resolve(task, overrides=[*TINY, *extra, f"run.init={source}"])
+    with pytest.raises(ValueError, match=message):
+        TrainingSession.start(cfg, tmp_path / "second")
+
+
+def test_run_init_names_a_missing_file(tmp_path):
+    cfg = resolve("reacher_state", overrides=[*TINY, f"run.init={tmp_path / 'none.pt'}"])
+    with pytest.raises(FileNotFoundError, match="none.pt"):
+        TrainingSession.start(cfg, tmp_path / "run")

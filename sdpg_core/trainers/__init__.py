@@ -26,7 +26,7 @@ def make_trainer(
     world: World | None = None,
 ) -> TrainerBase:
     """The trainer of ``cfg.run.algo`` (this rank's part of it under torchrun), restored from
-    checkpoint ``state`` if given."""
+    checkpoint ``state`` if given, else started from ``run.init``'s weights if set."""
     world = world or World()
     if world.active and cfg.run.algo != "sdpg":
         raise ConfigError(
@@ -36,4 +36,6 @@ def make_trainer(
     trainer = TRAINERS[cfg.run.algo](cfg, run_dir, world)
     if state is not None:
         trainer.load_state_dict(state)
+    elif cfg.run.init:
+        trainer.init_weights(cfg.run.init)
     return trainer

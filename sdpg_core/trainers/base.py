@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdpg_core import checkpoint
 from sdpg_core.config import Config
 from sdpg_core.distributed import World, gather, total
 from sdpg_core.envs.base import StepResult
+from sdpg_core.fit import checkpoint_spec
 from sdpg_core.models import resolve_device
-from sdpg_core.policy import Policy
+from sdpg_core.policy import Policy, load_problem
 
 
 class EpisodeTracker:
@@ -83,6 +85,19 @@ class EpisodeTracker:
         for name, values in self.term_means.items():
             out[f"reward/{name}"] = float(np.mean(values))
         return out
+
+
+INIT_SPEC_FIELDS = ("task", "obs_mode", "state_dim", "action_dim", "pixel_shape", "proprio_dim")
+
+
+def _load_part(part: Any, saved: Any) -> None:
+    """Copy saved weights into a module or a tensor (shapes must agree)."""
+    if isinstance(part, torch.Tensor):
+        if part.shape != saved.shape:
+            raise RuntimeError(f"shape {tuple(saved.shape)} for {tuple(part.shape)}")
+        part.data.copy_(saved)
+    else:
+        part.load_state_dict(saved)
 
 
 class TrainerBase(abc.ABC):
@@ -258,6 +273,28 @@ class TrainerBase(abc.ABC):
             torch.cuda.set_rng_state_all(own["cuda_rng"])
         self.env.load_state_dict(own["env"])
         self.episodes.load_state_dict(own["episodes"])
+
+    def init_weights(self, path: str | Path) -> None:
+        """Start from the networks and normaliser of checkpoint ``path`` (those it holds; a
+        policy file has no critic): same observations and actions, same model, sound weights."""
+        data = checkpoint.load(path)
+        Policy.from_checkpoint(data, path)  # config, spec and weights are sound
+        theirs = checkpoint_spec(data, path)
+        for field in INIT_SPEC_FIELDS:
+            if getattr(theirs, field) != getattr(self.spec, field):
+                raise ValueError(
+                    f"{path}: cannot start run.init from it: its {field} is "
+                    f"{getattr(theirs, field)!r}, this run's {getattr(self.spec, field)!r}"
+                )
+        for name, part in self.stateful().items():
+            if name in data and not isinstance(part, torch.optim.Optimizer):
+                try:
+                    _load_part(part, data[name])
+                except (RuntimeError, TypeError, AttributeError, KeyError) as err:
+                    raise ValueError(
+                        f"{path}: cannot start run.init from it: its {name} does not fit this "
+                        f"run's model: {load_problem(err)}"
+                    ) from err
 
     def preview(self) -> np.ndarray | None:
         """Latest camera frame of rendered env 0 as RGB uint8 [H, W, 3] (None without pixels)."""
