@@ -228,5 +228,5 @@ def test_run_init_refuses_a_checkpoint_that_does_not_fit(tmp_path, task, extra, 
 
 def test_run_init_names_a_missing_file(tmp_path):
     cfg = resolve("reacher_state", overrides=[*TINY, f"run.init={tmp_path / 'none.pt'}"])
-    with pytest.raises(FileNotFoundError, match="none.pt"):
+    with pytest.raises(FileNotFoundError, match=r"none\.pt"):
         TrainingSession.start(cfg, tmp_path / "run")
