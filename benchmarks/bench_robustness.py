@@ -8,6 +8,8 @@ For the task:
 2. Each final policy (``latest.pt``) on ``--episodes`` seeded episodes in the nominal simulator
    and under each set of the perturbation file (``sdpg eval --perturb``'s episodes).
 3. Retention = success under perturbation (mean over the sets) / nominal success.
+``--finetune N``: the randomised policy is the nominal one fine-tuned under randomisation for N
+iterations instead (trained after it, from its ``latest.pt`` through ``run.init``).
 Writes ``sim2real.robustness_<task>`` (per policy: nominal and per-set success, retention).
 
 ``--cost``: the randomisation's training cost instead: ``--cost-iterations`` iterations of each
@@ -19,6 +21,8 @@ Usage:
   python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
       --perturb config/perturb/reacher.yaml
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
+  python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
+      --perturb config/perturb/reacher.yaml --finetune 400
   python benchmarks/bench_robustness.py --task reacher --cost --randomize \
       config/randomize/reacher.yaml
   python benchmarks/bench_robustness.py --smoke --out /tmp/bench   # a minute; for the tests
@@ -48,6 +52,14 @@ def train(task: str, run_dir: Path, randomize: Path | None, sets: list[str], smo
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{run_dir}.log", "w") as log:
         train_in_process(task, run_dir, flags, sets, log)
+
+
+def finetuning(nominal: Path, iterations: int, smoke: bool) -> list[str]:
+    """Overrides that make the randomised run a fine-tuning of the nominal one (none if 0)."""
+    if not iterations:
+        return []
+    budget = [] if smoke else [f"run.iterations={iterations}"]
+    return [f"run.init={nominal / 'checkpoints' / 'latest.pt'}", *budget]
 
 
 def run_figures(run_dir: Path) -> dict[str, Any]:
@@ -115,6 +127,9 @@ def main() -> int:
     parser.add_argument("--skip-training", action="store_true", help="evaluate finished runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument(
+        "--finetune", type=int, default=0, metavar="N", help="randomised = nominal + N iterations"
+    )
     parser.add_argument("--cost", action="store_true", help="measure the training cost only")
     parser.add_argument("--cost-iterations", type=int, default=40)
     parser.add_argument("--cost-rounds", type=int, default=2)
@@ -123,13 +138,11 @@ def main() -> int:
     args = parser.parse_args()
     sets = [*SMOKE, *args.set] if args.smoke else args.set
     episodes = 2 if args.smoke else args.episodes
+    nominal = args.runs / f"{args.task}_nominal"
+    randomized = [*sets, *finetuning(nominal, args.finetune, args.smoke)]
     runs = {
-        "randomized": (args.runs / f"{args.task}_randomized", args.randomize, sets),
-        "nominal": (
-            args.runs / f"{args.task}_nominal",
-            None,
-            [*sets, "env.randomize.enabled=false"],
-        ),
+        "randomized": (args.runs / f"{args.task}_randomized", args.randomize, randomized),
+        "nominal": (nominal, None, [*sets, "env.randomize.enabled=false"]),
     }
     if args.cost:
         iterations, rounds = (2, 1) if args.smoke else (args.cost_iterations, args.cost_rounds)
@@ -138,7 +151,10 @@ def main() -> int:
         write_results(args.out, "sim2real", cost, key=f"randomization_cost_{args.task}")
         return 0
     figures: dict[str, Any] = {"episodes": episodes, "perturbations": str(args.perturb)}
-    for name, (run_dir, randomize, overrides) in runs.items():
+    figures["finetune_iterations"] = args.finetune
+    order = ["nominal", "randomized"] if args.finetune else list(runs)  # the init first
+    for name in order:
+        run_dir, randomize, overrides = runs[name]
         if not args.skip_training:
             train(args.task, run_dir, randomize, overrides, args.smoke)
         checkpoint = run_dir / "checkpoints" / "latest.pt"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -221,6 +222,23 @@ def test_robustness_smoke(tmp_path):
     assert cost["rounds"] == 1 and cost["iterations"] == 2
     assert cost["cost_env_steps_per_s"] < 1.0 and cost["nominal_env_steps_per_s"] > 0
     assert "robustness_reacher" in summary  # kept beside
+
+
+@pytest.mark.timeout(300)
+def test_robustness_finetune_smoke(tmp_path):
+    """--finetune: the randomised run starts from the nominal run's latest.pt (run.init)."""
+    command = [sys.executable, str(BENCHMARKS / "bench_robustness.py"), "--smoke"]
+    command += ["--out", str(tmp_path), "--runs", str(tmp_path / "runs"), "--finetune", "3"]
+    command += ["--randomize", "config/randomize/reacher.yaml", "--set", "env.episode_steps=3"]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=280, check=False, cwd=BENCHMARKS.parent
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["robustness_reacher"]
+    assert figures["finetune_iterations"] == 3
+    tuned = yaml.safe_load((tmp_path / "runs" / "reacher_randomized" / "config.yaml").read_text())
+    nominal = tmp_path / "runs" / "reacher_nominal" / "checkpoints" / "latest.pt"
+    assert tuned["run"]["init"] == str(nominal) and nominal.is_file()
 
 
 @pytest.mark.timeout(300)
