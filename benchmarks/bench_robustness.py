@@ -10,7 +10,8 @@ For the task:
 3. Retention = success under perturbation (mean over the sets) / nominal success.
 ``--finetune N``: the randomised policy is the nominal one fine-tuned under randomisation for N
 iterations instead (trained after it, from its ``latest.pt`` through ``run.init``).
-Writes ``sim2real.robustness_<task>`` (per policy: nominal and per-set success, retention).
+Writes ``sim2real.robustness_<task>`` (``..._finetuned`` with ``--finetune``; per policy: nominal
+and per-set success, retention).
 
 ``--cost``: the randomisation's training cost instead: ``--cost-iterations`` iterations of each
 config in fresh processes, alternated over ``--cost-rounds`` rounds (run it on an otherwise idle
@@ -161,7 +162,8 @@ def main() -> int:
         figures[name] = run_figures(run_dir) | robustness(checkpoint, episodes, args.perturb)
         print(name, json.dumps(figures[name]), flush=True)
     print(json.dumps(figures, indent=2))
-    write_results(args.out, "sim2real", figures, key=f"robustness_{args.task}")
+    key = f"robustness_{args.task}" + ("_finetuned" if args.finetune else "")
+    write_results(args.out, "sim2real", figures, key=key)
     return 0
 
 

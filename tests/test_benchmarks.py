@@ -234,8 +234,8 @@ def test_robustness_finetune_smoke(tmp_path):
         command, capture_output=True, text=True, timeout=280, check=False, cwd=BENCHMARKS.parent
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["robustness_reacher"]
-    assert figures["finetune_iterations"] == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())["sim2real"]
+    assert summary["robustness_reacher_finetuned"]["finetune_iterations"] == 3
     tuned = yaml.safe_load((tmp_path / "runs" / "reacher_randomized" / "config.yaml").read_text())
     nominal = tmp_path / "runs" / "reacher_nominal" / "checkpoints" / "latest.pt"
     assert tuned["run"]["init"] == str(nominal) and nominal.is_file()
