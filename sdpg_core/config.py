@@ -154,9 +154,6 @@ class SDPGConfig(Section):
     warmup_iterations: int = 100
     actor_epochs: int = 1
     actor_minibatches: int = 1
-    # pixel actors: each regression sample's frames shifted by up to this many pixels (edges
-    # repeated; DrQ, Kostrikov et al. 2020); 0 = off
-    augment_shift: int = 0
     alpha_init: float = 0.01
     alpha_lr: float = 1e-3
     auto_alpha: bool = True
@@ -390,7 +387,6 @@ def _sdpg_rate_checks(hp: SDPGConfig) -> dict[str, bool]:
         "sdpg.warmup_iterations": hp.warmup_iterations >= 0,
         "sdpg.actor_epochs": hp.actor_epochs >= 1,
         "sdpg.actor_minibatches": hp.actor_minibatches >= 1,
-        "sdpg.augment_shift": hp.augment_shift >= 0,
         "sdpg.alpha_init": hp.alpha_init >= 0.0,
         "sdpg.alpha_lr": hp.alpha_lr > 0.0,
         "sdpg.sigma_target": hp.sigma_target > 0.0,

@@ -56,17 +56,6 @@ class ActorObs:
         return self._map(lambda x: x.to(device))
 
 
-def random_shift(pixels: torch.Tensor, pad: int) -> torch.Tensor:
-    """Frames [n, C, H, W] each moved by a random (dy, dx) in [-pad, pad], edges repeated (the
-    whole stack of a sample by the same shift); dtype kept."""
-    n, c, h, w = pixels.shape
-    shift = torch.randint(-pad, pad + 1, (2, n, 1), device=pixels.device)
-    rows = (torch.arange(h, device=pixels.device) + shift[0]).clamp(0, h - 1)  # [n, H]
-    cols = (torch.arange(w, device=pixels.device) + shift[1]).clamp(0, w - 1)  # [n, W]
-    moved = pixels.gather(2, rows[:, None, :, None].expand(n, c, h, w))
-    return moved.gather(3, cols[:, None, None, :].expand(n, c, h, w))
-
-
 class RunningNormalizer(nn.Module):
     """Running mean/std of a feature vector (parallel Welford); buffers travel in checkpoints."""
 

@@ -108,7 +108,6 @@ NONSENSE = [
     "run.seed=-3",
     "run.stop_success_rate=1.5",
     "sdpg.actor_minibatches=0",
-    "sdpg.augment_shift=-1",
     "sdpg.actor_epochs=0",
     "sdpg.actor_lr=0",
     "sdpg.actor_lr=-1e-3",

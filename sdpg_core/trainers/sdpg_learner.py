@@ -17,7 +17,7 @@ from sdpg_core.config import Config
 from sdpg_core.distributed import World, all_moments, average_gradients
 from sdpg_core.envs.base import EnvSpec
 from sdpg_core.models import Actor, Critic
-from sdpg_core.obs_tensors import ActorObs, RunningNormalizer, random_shift
+from sdpg_core.obs_tensors import ActorObs, RunningNormalizer
 from sdpg_core.storage import RolloutStorage
 
 
@@ -196,7 +196,7 @@ class SDPGLearner(nn.Module):
             order = torch.randperm(size, device=self.device)
             for start in range(0, size, chunk):
                 idx = order[start : start + chunk]
-                mu, log_sigma = self.actor(self.augment(obs[idx]))
+                mu, log_sigma = self.actor(obs[idx])
                 if hp.fixed_sigma > 0:
                     log_sigma = ls_t[idx]
                 loss, parts = sdpg.actor_loss(mu, log_sigma, mu_t[idx], ls_t[idx], alpha)
@@ -210,13 +210,6 @@ class SDPGLearner(nn.Module):
             **parts,
             "actor_lr": self.actor_opt.param_groups[0]["lr"],
         }
-
-    def augment(self, obs: ActorObs) -> ActorObs:
-        """Pixels randomly shifted by up to ``sdpg.augment_shift`` (other inputs as they are)."""
-        pad = self.cfg.sdpg.augment_shift
-        if pad == 0 or self.spec.obs_mode != "pixels":
-            return obs
-        return ActorObs(random_shift(obs.main, pad), obs.proprio)
 
     def update_alpha(self) -> dict[str, float]:
         """Tune the entropy temperature toward the target std."""
