@@ -1,6 +1,7 @@
 """Training end to end on CPU: learning, checkpoints, resume, evaluation outputs."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -230,3 +231,14 @@ def test_run_init_names_a_missing_file(tmp_path):
     cfg = resolve("reacher_state", overrides=[*TINY, f"run.init={tmp_path / 'none.pt'}"])
     with pytest.raises(FileNotFoundError, match=r"none\.pt"):
         TrainingSession.start(cfg, tmp_path / "run")
+
+
+def test_run_init_keeps_this_runs_fixed_sigma(tmp_path):
+    """A fine-tuning with sdpg.fixed_sigma explores with it, not the checkpoint's learned std."""
+    source = trained_state(tmp_path)
+    overrides = [*TINY, f"run.init={source}", "sdpg.fixed_sigma=0.3"]
+    session = TrainingSession.start(resolve("reacher_state", overrides=overrides), tmp_path / "t")
+    log_sigma = session.trainer.learner.actor.log_sigma
+    assert torch.allclose(log_sigma, torch.full_like(log_sigma, math.log(0.3)))
+    assert not log_sigma.requires_grad
+    session.trainer.close()

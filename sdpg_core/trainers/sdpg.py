@@ -64,6 +64,11 @@ class SDPGTrainer(TrainerBase):
         self.steps_per_iteration = self.num_envs * hp.horizon * world.size  # all ranks
         self.frames_per_iteration = hp.num_nominal * hp.horizon
 
+    def init_weights(self, path: str | Path) -> None:
+        """The checkpoint's networks, with this run's ``sdpg.fixed_sigma`` if set."""
+        super().init_weights(path)
+        self.learner.fix_sigma()
+
     def stateful(self) -> dict[str, Any]:
         """Networks, normaliser, temperature and optimisers."""
         learner = self.learner

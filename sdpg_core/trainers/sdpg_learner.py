@@ -59,14 +59,18 @@ class SDPGLearner(nn.Module):
             else None
         )
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.sdpg.alpha_init)))
-        if cfg.sdpg.fixed_sigma > 0:
-            self.actor.log_sigma.data.fill_(math.log(cfg.sdpg.fixed_sigma))
-            self.actor.log_sigma.requires_grad_(False)
+        self.fix_sigma()
         self.to(device)
         actor_params = [p for p in self.actor.parameters() if p.requires_grad]
         self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.sdpg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sdpg.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sdpg.alpha_lr)
+
+    def fix_sigma(self) -> None:
+        """With ``sdpg.fixed_sigma`` > 0: the exploration std set to it and frozen."""
+        if self.cfg.sdpg.fixed_sigma > 0:
+            self.actor.log_sigma.data.fill_(math.log(self.cfg.sdpg.fixed_sigma))
+            self.actor.log_sigma.requires_grad_(False)
 
     @torch.no_grad()
     def policy(self, actor_obs: ActorObs) -> tuple[torch.Tensor, torch.Tensor]:
