@@ -137,13 +137,15 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny budgets (tests)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.cost and args.finetune:
+        parser.error("--cost measures the training throughput, --finetune trains: one at a time")
     sets = [*SMOKE, *args.set] if args.smoke else args.set
     episodes = 2 if args.smoke else args.episodes
     nominal = args.runs / f"{args.task}_nominal"
     randomized = [*sets, *finetuning(nominal, args.finetune, args.smoke)]
-    runs = {
-        "randomized": (args.runs / f"{args.task}_randomized", args.randomize, randomized),
+    runs = {  # the nominal run first: a fine-tuning starts from it
         "nominal": (nominal, None, [*sets, "env.randomize.enabled=false"]),
+        "randomized": (args.runs / f"{args.task}_randomized", args.randomize, randomized),
     }
     if args.cost:
         iterations, rounds = (2, 1) if args.smoke else (args.cost_iterations, args.cost_rounds)
@@ -153,9 +155,7 @@ def main() -> int:
         return 0
     figures: dict[str, Any] = {"episodes": episodes, "perturbations": str(args.perturb)}
     figures["finetune_iterations"] = args.finetune
-    order = ["nominal", "randomized"] if args.finetune else list(runs)  # the init first
-    for name in order:
-        run_dir, randomize, overrides = runs[name]
+    for name, (run_dir, randomize, overrides) in runs.items():
         if not args.skip_training:
             train(args.task, run_dir, randomize, overrides, args.smoke)
         checkpoint = run_dir / "checkpoints" / "latest.pt"
