@@ -166,7 +166,7 @@ def test_short_reacher_training_improves_return(tmp_path):
 
 
 def trained_state(tmp_path, task="reacher_state", algo="sdpg"):
-    """A 2-iteration run of ``task``; returns (its latest.pt, the trainer's state dict)."""
+    """A 2-iteration run of ``task`` (by ``algo``); returns its latest.pt."""
     overrides = [*TINY, "run.iterations=2", f"run.algo={algo}"]
     session = TrainingSession.start(resolve(task, overrides=overrides), tmp_path / "first")
     session.run(show_progress=False)

@@ -259,10 +259,7 @@ class TrainerBase(abc.ABC):
                 f"resume it with --nproc {saved} (its envs and RNG streams are per process)"
             )
         for name, part in self.stateful().items():
-            if isinstance(part, torch.Tensor):
-                part.data.copy_(state[name])
-            else:
-                part.load_state_dict(state[name])
+            _load_part(part, state[name])
         self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
         self.wall_time, self.best_score = float(state["wall_time_s"]), float(state["best_score"])
         self.cpu_time = float(state.get("cpu_time_s", 0.0))
