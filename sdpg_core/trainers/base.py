@@ -88,7 +88,6 @@ class EpisodeTracker:
 
 
 INIT_SPEC_FIELDS = ("task", "obs_mode", "state_dim", "action_dim", "pixel_shape", "proprio_dim")
-INIT_MODEL_FIELDS = ("frame_norm",)  # change what the weights mean, not their shapes
 
 
 def _load_part(part: Any, saved: Any) -> None:
@@ -276,17 +275,13 @@ class TrainerBase(abc.ABC):
         """Start from the networks and normaliser of checkpoint ``path`` (those it holds; a
         policy file has no critic): same observations and actions, same model, sound weights."""
         data = checkpoint.load(path)
-        model = Policy.from_checkpoint(data, path).cfg.model  # config, spec, weights sound
+        Policy.from_checkpoint(data, path)  # config, spec and weights are sound
         theirs = checkpoint_spec(data, path)
-        pairs = [(f, getattr(theirs, f), getattr(self.spec, f)) for f in INIT_SPEC_FIELDS]
-        pairs += [
-            (f"model.{f}", getattr(model, f), getattr(self.cfg.model, f)) for f in INIT_MODEL_FIELDS
-        ]
-        for field, its, ours in pairs:
-            if its != ours:
+        for field in INIT_SPEC_FIELDS:
+            if getattr(theirs, field) != getattr(self.spec, field):
                 raise ValueError(
-                    f"{path}: cannot start run.init from it: its {field} is {its!r}, this "
-                    f"run's {ours!r}"
+                    f"{path}: cannot start run.init from it: its {field} is "
+                    f"{getattr(theirs, field)!r}, this run's {getattr(self.spec, field)!r}"
                 )
         for name, part in self.stateful().items():
             if name in data and not isinstance(part, torch.optim.Optimizer):
