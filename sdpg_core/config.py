@@ -124,9 +124,6 @@ class ModelConfig(Section):
     encoder_channels: int = 32
     encoder_strides: tuple[int, ...] = (2, 1, 1, 1)
     encoder_features: int = 128
-    # standardise each frame channel over its pixels (invariant to light intensity, brightness
-    # and contrast) instead of the fixed x / 255 - 0.5
-    frame_norm: bool = False
     proprio_features: int = 64  # width of the MLP on the proprio group, fused with the pixels
     actor_hidden: tuple[int, ...] = (128, 64, 32)
     critic_hidden: tuple[int, ...] = (64, 64)

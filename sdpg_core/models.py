@@ -70,23 +70,12 @@ class SpatialSoftmax(nn.Module):
         return torch.cat([x, y], dim=-1)
 
 
-def standardize_frames(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 [n, C, H, W] -> each channel at zero mean and unit std over its pixels (a std
-    floor of one grey level keeps a flat frame finite)."""
-    x = pixels.float()
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    var = (x - mean).square().mean(dim=(-2, -1), keepdim=True)
-    return (x - mean) * torch.rsqrt(var + 1.0)
-
-
 class PixelEncoder(nn.Module):
-    """uint8 [n, C, H, W] -> features [n, F]: x / 255 - 0.5 (or each frame standardised), conv
-    3x3 stack (ReLU), then flatten (DrQ-v2) or spatial-softmax keypoints, then Linear,
-    LayerNorm, Tanh."""
+    """uint8 [n, C, H, W] -> features [n, F]: conv 3x3 stack (ReLU), then flatten (DrQ-v2) or
+    spatial-softmax keypoints, then Linear, LayerNorm, Tanh."""
 
     def __init__(self, shape: tuple[int, int, int], cfg: ModelConfig) -> None:
         super().__init__()
-        self.frame_norm = cfg.frame_norm
         layers: list[nn.Module] = []
         channels = shape[0]
         for i, stride in enumerate(cfg.encoder_strides):
@@ -105,9 +94,8 @@ class PixelEncoder(nn.Module):
         self.out_dim = cfg.encoder_features
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Scale (or standardise) and encode."""
-        x = standardize_frames(pixels) if self.frame_norm else pixels.float() / 255.0 - 0.5
-        return self.project(self.convs(x))
+        """Scale to x / 255 - 0.5 and encode."""
+        return self.project(self.convs(pixels.float() / 255.0 - 0.5))
 
 
 class Actor(nn.Module):

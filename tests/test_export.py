@@ -39,27 +39,10 @@ def state_policy() -> Policy:
     return Policy(cfg, spec, Actor(spec, cfg.model), normalizer, torch.device("cpu"))
 
 
-def frame_norm_policy() -> Policy:
-    """An untrained reacher actor whose encoder standardises each frame (``model.frame_norm``)."""
-    cfg = resolve("reacher", overrides=["model.frame_norm=true"])
-    env = make_env("reacher", cfg.env, 1)
-    spec = env.spec
-    env.close()
-    torch.manual_seed(0)
-    actor = Actor(spec, cfg.model)
-    return Policy(cfg, spec, actor, RunningNormalizer(spec.state_dim), torch.device("cpu"))
-
-
-UNTRAINED = {"state": state_policy, "frame_norm": frame_norm_policy}
-
-
-@pytest.fixture(scope="module", params=[*TRAINED, *UNTRAINED])
+@pytest.fixture(scope="module", params=[*TRAINED, "state"])
 def policy(request) -> Policy:
-    """Each observation mode (pixels, pixels + proprio, proprio-only, state) and the
-    frame-standardising encoder."""
-    if request.param in UNTRAINED:
-        return UNTRAINED[request.param]()
-    return Policy.load(TRAINED[request.param])
+    """Each observation mode: pixels, pixels + proprio, proprio-only, state."""
+    return state_policy() if request.param == "state" else Policy.load(TRAINED[request.param])
 
 
 def as_obs(policy: Policy, inputs: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
