@@ -333,3 +333,16 @@ def test_training_logs_each_episodes_draws(tmp_path):
     evaluate(trainer.policy(), 2, records=evaluated)  # evaluation: the nominal simulator
     assert evaluated[0]["randomization"] == {}
     trainer.env.close()
+
+
+def test_the_reacher_floor_fills_the_view_of_its_moved_camera():
+    """The held-out moved camera (3 cm, 3 degrees) still sees floor to its edges: no black void
+    beyond the scene (the 0.3 m floor it had ended inside that view)."""
+    moved = load_perturbations(find_share_file("config", "perturb/reacher.yaml"))["camera_moved"]
+    for randomize in (RandomizeConfig(enabled=False), moved):
+        env = make_env("reacher", replace(resolve("reacher").env, randomize=randomize), 4, seed=0)
+        env.reset(np.arange(4))
+        frames = env.observe()["pixels"].reshape(4, -1, 3, *env.spec.pixel_shape[1:])
+        env.close()
+        dark = (frames < 40).all(axis=2)  # [n, frames, H, W]: all three channels dark
+        assert dark.mean(axis=-1).max() < 0.5 and dark.mean(axis=-2).max() < 0.5  # no band
