@@ -76,11 +76,16 @@ bench-export: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
 
 # Robustness: train with and without domain randomisation, success nominal and under the
-# held-out perturbation sets, then the randomisation's training cost (~2 h; an idle machine).
+# held-out perturbation sets, then the nominal policies fine-tuned under randomisation, then
+# the randomisation's training cost (~3.5 h; an idle machine).
 bench-robustness: $(STAMP)
 	$(BIN)/python benchmarks/bench_robustness.py --task reacher \
 		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
+	$(BIN)/python benchmarks/bench_robustness.py --task reacher --finetune 1000 \
+		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
+	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --finetune 1500 \
+		--perturb config/perturb/ur5e.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task reacher --cost \
 		--randomize config/randomize/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --cost

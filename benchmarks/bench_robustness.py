@@ -23,7 +23,9 @@ Usage:
       --perturb config/perturb/reacher.yaml
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
   python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
-      --perturb config/perturb/reacher.yaml --finetune 400
+      --perturb config/perturb/reacher.yaml --finetune 1000
+  python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml \
+      --finetune 1500
   python benchmarks/bench_robustness.py --task reacher --cost --randomize \
       config/randomize/reacher.yaml
   python benchmarks/bench_robustness.py --smoke --out /tmp/bench   # a minute; for the tests

@@ -337,7 +337,7 @@ def test_training_logs_each_episodes_draws(tmp_path):
 
 def test_the_reacher_floor_fills_the_view_of_its_moved_camera():
     """The held-out moved camera (3 cm, 3 degrees) still sees floor to its edges: no black void
-    beyond the scene (the 0.3 m floor it had ended inside that view)."""
+    beyond the scene (the floor of half-width 0.3 m it had ended inside that view)."""
     moved = load_perturbations(find_share_file("config", "perturb/reacher.yaml"))["camera_moved"]
     for randomize in (RandomizeConfig(enabled=False), moved):
         env = make_env("reacher", replace(resolve("reacher").env, randomize=randomize), 4, seed=0)
