@@ -36,7 +36,7 @@ class Reacher(Task):
         world.add_light(pos=[0, 0, 1.5], dir=[0, 0, -1], diffuse=[0.8, 0.8, 0.8])
         world.add_geom(
             type=mujoco.mjtGeom.mjGEOM_PLANE,
-            size=[0.6, 0.6, 0.01],  # beyond the view of a moved camera (the view: +-0.27 m)
+            size=[0.6, 0.6, 0.01],  # half-widths: past a moved camera's view (nominal +-0.27 m)
             rgba=[0.85, 0.85, 0.8, 1],
             contype=0,
             conaffinity=0,
