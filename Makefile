@@ -77,12 +77,12 @@ bench-export: $(STAMP)
 
 # Robustness: train with and without domain randomisation, success nominal and under the
 # held-out perturbation sets, then the nominal policies fine-tuned under randomisation, then
-# the randomisation's training cost (~3.5 h; an idle machine).
+# the randomisation's training cost (~4 h; an idle machine).
 bench-robustness: $(STAMP)
 	$(BIN)/python benchmarks/bench_robustness.py --task reacher \
 		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
-	$(BIN)/python benchmarks/bench_robustness.py --task reacher --finetune 1000 \
+	$(BIN)/python benchmarks/bench_robustness.py --task reacher --finetune 2000 \
 		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --finetune 1500 \
 		--perturb config/perturb/ur5e.yaml

@@ -23,7 +23,7 @@ Usage:
       --perturb config/perturb/reacher.yaml
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
   python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
-      --perturb config/perturb/reacher.yaml --finetune 1000
+      --perturb config/perturb/reacher.yaml --finetune 2000
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml \
       --finetune 1500
   python benchmarks/bench_robustness.py --task reacher --cost --randomize \
