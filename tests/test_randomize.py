@@ -279,17 +279,24 @@ def test_ranges_are_checked_and_perturbation_files_are_strict(tmp_path):
         load_perturbations(bad)
 
 
-TRAINING = {
-    "reacher": lambda: resolve("reacher", find_share_file("config", "randomize/reacher.yaml")),
-    "ur5e": lambda: resolve("ur5e_reach"),
-    "go2": lambda: resolve("go2_walk"),
+def shipped(file: str) -> str:
+    """The path of a file shipped under config/."""
+    return find_share_file("config", file)
+
+
+TRAINING = {  # training ranges -> (task, randomisation file or None, held-out sets)
+    "reacher": ("reacher", "randomize/reacher.yaml", "perturb/reacher.yaml"),
+    "ur5e": ("ur5e_reach", None, "perturb/ur5e.yaml"),
+    "ur5e_sim2real": ("ur5e_reach", "randomize/ur5e.yaml", "perturb/ur5e.yaml"),
+    "go2": ("go2_walk", None, "perturb/go2.yaml"),
 }
 
 
-@pytest.mark.parametrize("robot", sorted(TRAINING))
-def test_shipped_perturbation_sets_lie_outside_the_training_ranges(robot):
-    sets = load_perturbations(find_share_file("config", f"perturb/{robot}.yaml"))
-    trained = TRAINING[robot]().env.randomize
+@pytest.mark.parametrize("training", sorted(TRAINING))
+def test_shipped_perturbation_sets_lie_outside_the_training_ranges(training):
+    task, randomize, perturb = TRAINING[training]
+    sets = load_perturbations(shipped(perturb))
+    trained = resolve(task, shipped(randomize) if randomize else None).env.randomize
     assert len(sets) >= 4
     for name, perturbation in sets.items():
         outside = []
