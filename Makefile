@@ -85,7 +85,7 @@ bench-robustness: $(STAMP)
 	$(BIN)/python benchmarks/bench_robustness.py --task reacher --finetune 2000 \
 		--randomize config/randomize/reacher.yaml --perturb config/perturb/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --finetune 1500 \
-		--perturb config/perturb/ur5e.yaml
+		--randomize config/randomize/ur5e.yaml --perturb config/perturb/ur5e.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task reacher --cost \
 		--randomize config/randomize/reacher.yaml
 	$(BIN)/python benchmarks/bench_robustness.py --task ur5e_reach --cost

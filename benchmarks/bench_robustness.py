@@ -4,7 +4,8 @@ randomisation.
 For the task:
 1. Train twice in fresh processes with the task config's iteration budget and the same seed:
    ``randomized`` (the config's ``env.randomize``, or ``--randomize FILE`` on top: the reacher's
-   config/randomize/reacher.yaml) and ``nominal`` (``env.randomize.enabled=false``).
+   config/randomize/reacher.yaml, the arm's config/randomize/ur5e.yaml) and ``nominal``
+   (``env.randomize.enabled=false``).
 2. Each final policy (``latest.pt``) on ``--episodes`` seeded episodes in the nominal simulator
    and under each set of the perturbation file (``sdpg eval --perturb``'s episodes).
 3. Retention = success under perturbation (mean over the sets) / nominal success.
@@ -24,8 +25,8 @@ Usage:
   python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml
   python benchmarks/bench_robustness.py --task reacher --randomize config/randomize/reacher.yaml \
       --perturb config/perturb/reacher.yaml --finetune 2000
-  python benchmarks/bench_robustness.py --task ur5e_reach --perturb config/perturb/ur5e.yaml \
-      --finetune 1500
+  python benchmarks/bench_robustness.py --task ur5e_reach --randomize config/randomize/ur5e.yaml \
+      --perturb config/perturb/ur5e.yaml --finetune 1500
   python benchmarks/bench_robustness.py --task reacher --cost --randomize \
       config/randomize/reacher.yaml
   python benchmarks/bench_robustness.py --smoke --out /tmp/bench   # a minute; for the tests
@@ -156,6 +157,7 @@ def main() -> int:
         write_results(args.out, "sim2real", cost, key=f"randomization_cost_{args.task}")
         return 0
     figures: dict[str, Any] = {"episodes": episodes, "perturbations": str(args.perturb)}
+    figures["randomize"] = str(args.randomize) if args.randomize else None  # None: the task's
     figures["finetune_iterations"] = args.finetune
     for name, (run_dir, randomize, overrides) in runs.items():
         if not args.skip_training:

@@ -194,6 +194,7 @@ def test_robustness_smoke(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert results_snapshot() == before
     figures = json.loads((tmp_path / "summary.json").read_text())["sim2real"]["robustness_reacher"]
+    assert figures["randomize"] == "config/randomize/reacher.yaml"
     for name in ("randomized", "nominal"):
         policy = figures[name]
         assert policy["iterations"] == 2
