@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,7 +280,7 @@ def test_ranges_are_checked_and_perturbation_files_are_strict(tmp_path):
         load_perturbations(bad)
 
 
-def shipped(file: str) -> str:
+def shipped(file: str) -> Path | None:
     """The path of a file shipped under config/."""
     return find_share_file("config", file)
 
