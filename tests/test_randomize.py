@@ -2,7 +2,6 @@
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,11 +279,6 @@ def test_ranges_are_checked_and_perturbation_files_are_strict(tmp_path):
         load_perturbations(bad)
 
 
-def shipped(file: str) -> Path | None:
-    """The path of a file shipped under config/."""
-    return find_share_file("config", file)
-
-
 TRAINING = {  # training ranges -> (task, randomisation file or None, held-out sets)
     "reacher": ("reacher", "randomize/reacher.yaml", "perturb/reacher.yaml"),
     "ur5e": ("ur5e_reach", None, "perturb/ur5e.yaml"),
@@ -296,8 +290,8 @@ TRAINING = {  # training ranges -> (task, randomisation file or None, held-out s
 @pytest.mark.parametrize("training", sorted(TRAINING))
 def test_shipped_perturbation_sets_lie_outside_the_training_ranges(training):
     task, randomize, perturb = TRAINING[training]
-    sets = load_perturbations(shipped(perturb))
-    trained = resolve(task, shipped(randomize) if randomize else None).env.randomize
+    sets = load_perturbations(find_share_file("config", perturb))
+    trained = resolve(task, randomize and find_share_file("config", randomize)).env.randomize
     assert len(sets) >= 4
     for name, perturbation in sets.items():
         outside = []
